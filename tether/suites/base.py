@@ -56,6 +56,10 @@ class Suite(ABC):
         """Named reward functions with their weight in ``total``."""
         return {}
 
+    def summarize(self, episodes: list[Episode]) -> dict[str, Any]:
+        """Suite-specific eval figures (e.g. accuracy per level); generic figures are added by eval."""
+        return {}
+
     def score(self, task: Task, episode: Episode) -> tuple[dict[str, float | None], dict[str, str]]:
         """Run every reward function: (values, errors). ``total`` is the weighted sum, None on any error."""
         values: dict[str, float | None] = {}
