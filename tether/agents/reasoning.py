@@ -7,6 +7,7 @@ answer of a turn, and computes per-episode metrics.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -15,7 +16,12 @@ from tether.errors import UserError
 
 @dataclass
 class ParseReport:
-    """What a stream parser saw in one response."""
+    """What a stream parser saw in one response.
+
+    ``answers``: every closed answer, in order; ``problems``: one sentence per defect
+    (empty when the response is well formed); ``first_answer_char``: offset of the first
+    answer character in the response (None when no answer closed).
+    """
 
     answers: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -51,8 +57,20 @@ class ReasoningMode(Protocol):
         """The final answer carried by a turn's text (None when it has none)."""
         ...
 
-    def metrics(self, response: str, token_count: int, first_answer_ms: float | None) -> dict[str, float]:
-        """Per-episode metrics for the final response."""
+    def metrics(
+        self,
+        response: str,
+        token_count: int,
+        first_answer_ms: float | None,
+        *,
+        token_ids: Sequence[int] | None = None,
+        decode: Callable[[list[int]], str] | None = None,
+    ) -> dict[str, float]:
+        """Per-episode metrics for the final response.
+
+        ``token_ids`` (the sampled ids of ``response``) with ``decode`` (ids -> text) let a
+        mode also measure positions in tokens.
+        """
         ...
 
 
@@ -78,7 +96,15 @@ class PlainMode:
     def final_answer(self, text: str) -> str | None:
         return text.strip()
 
-    def metrics(self, response: str, token_count: int, first_answer_ms: float | None) -> dict[str, float]:
+    def metrics(
+        self,
+        response: str,
+        token_count: int,
+        first_answer_ms: float | None,
+        *,
+        token_ids: Sequence[int] | None = None,
+        decode: Callable[[list[int]], str] | None = None,
+    ) -> dict[str, float]:
         return {}
 
 

@@ -39,4 +39,8 @@ def load_model(spec: str, **options: Any) -> ChatModel:
     module_name, _, attr = target.partition(":")
     factory = getattr(importlib.import_module(module_name), attr)
     model: ChatModel = factory(rest, **options)
+    try:
+        model.spec = spec  # type: ignore[attr-defined]  # remembered so stored runs can rebuild the model
+    except AttributeError:
+        pass
     return model

@@ -54,6 +54,7 @@ class SandboxLimits(BaseModel):
     max_processes: int = 64
     max_file_mb: int = 64
     max_output_bytes: int = 1_000_000
+    workspace_mb: int = 256
 
 
 @runtime_checkable
@@ -95,3 +96,14 @@ class Sandbox(Protocol):
     async def __aenter__(self) -> Sandbox: ...
 
     async def __aexit__(self, *exc: object) -> None: ...
+
+
+@runtime_checkable
+class SandboxFactory(Protocol):
+    """Starts sandboxes of one backend with fixed options (kept apart from using them)."""
+
+    backend: str
+
+    async def start(self) -> Sandbox:
+        """Start and return a new sandbox; raises ``SandboxError`` when it cannot start."""
+        ...

@@ -41,6 +41,10 @@ class TrajectoryStore(Protocol):
         """Append one step and commit it before returning."""
         ...
 
+    async def delete_steps_from(self, episode_id: str, index: int) -> None:
+        """Delete the steps of an episode whose index is ``index`` or more (resuming drops the step in flight)."""
+        ...
+
     async def finish_episode(self, episode: Episode) -> None:
         """Update status, final answer, rewards, metrics, error and timings of an episode."""
         ...

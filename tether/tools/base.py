@@ -90,8 +90,19 @@ class _ArgsBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_ARGS_CACHE: dict[tuple[Any, str], type[BaseModel]] = {}
+
+
 def args_model_for(fn: Callable[..., Any], model_name: str) -> type[BaseModel]:
-    """Build the pydantic model of ``fn``'s arguments (``self`` excluded) with docstring descriptions."""
+    """The pydantic model of ``fn``'s arguments (``self`` excluded) with docstring descriptions (cached)."""
+    key = (fn, model_name)
+    cached = _ARGS_CACHE.get(key)
+    if cached is None:
+        cached = _ARGS_CACHE[key] = _build_args_model(fn, model_name)
+    return cached
+
+
+def _build_args_model(fn: Callable[..., Any], model_name: str) -> type[BaseModel]:
     _, param_docs = parse_docstring(fn.__doc__)
     hints = inspect.get_annotations(fn, eval_str=True)
     fields: dict[str, Any] = {}
@@ -211,6 +222,18 @@ class ToolSet:
                     self._tools[t.name] = t
         for t in extra_tools or []:
             self._tools[t.name] = t
+
+    @classmethod
+    def tool_schemas(cls) -> list[dict[str, Any]]:
+        """The schemas of the ``@tool`` methods, without building an instance."""
+        schemas: dict[str, dict[str, Any]] = {}
+        for klass in reversed(cls.__mro__):
+            for value in vars(klass).values():
+                mark = getattr(value, _MARK, None)
+                if isinstance(mark, _ToolMark):
+                    t = Tool.from_function(value, name=mark.name, terminal=mark.terminal)
+                    schemas[t.name] = t.schema()
+        return list(schemas.values())
 
     def tools(self) -> list[Tool]:
         """Every tool in this set."""

@@ -1,0 +1,267 @@
+"""The agent graph: a LangGraph ``StateGraph`` of two nodes, ``model`` and ``tools``.
+
+    START -> model --(tool calls or bad calls)--> tools --(not finished)--> model
+                   \\--(answer or budget)--> END      \\--(terminal tool or budget)--> END
+
+The graph state is plain JSON (so any LangGraph checkpointer can persist it and an
+interrupted episode resumes from its last completed step). Everything that is not
+state — the model, the tool set, the store, the event sink — travels in the run-time
+``EpisodeContext`` (LangGraph's ``context``), built fresh for every episode.
+
+Every step is written to the trajectory store inside the node that made it, before the
+node returns, so a killed process loses at most the step in flight.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from tether.agents.reasoning import ReasoningMode
+from tether.models.base import ChatModel
+from tether.store.base import TrajectoryStore
+from tether.suites.base import Suite
+from tether.tools.base import ToolSet
+from tether.tools.calls import parse_tool_calls
+from tether.types import (
+    Completion,
+    IntermediateAnswer,
+    Message,
+    SamplingParams,
+    Step,
+    StepCompleted,
+    Task,
+    TokenDelta,
+    ToolCall,
+    ToolResult,
+)
+
+
+class Budget(TypedDict):
+    """Limits that end an episode as ``truncated``."""
+
+    max_turns: int
+    max_new_tokens: int
+    wall_time_s: float
+
+
+class AgentState(TypedDict, total=False):
+    """The JSON state of one episode, as checkpointed by LangGraph."""
+
+    episode_id: str
+    messages: list[dict[str, Any]]
+    next_index: int
+    turns: int
+    new_tokens: int
+    elapsed_ms: float
+    status: str
+    final_answer: str | None
+    pending_calls: list[dict[str, Any]]
+    parse_errors: list[str]
+    tool_calls: int
+    invalid_calls: int
+    last_response: str
+    last_token_count: int
+    first_answer_ms: float | None
+    n_intermediate: int
+
+
+EventSink = Callable[[Any], Awaitable[None]]
+
+
+@dataclass
+class EpisodeContext:
+    """Run-time objects of one episode (not checkpointed)."""
+
+    episode_id: str
+    task: Task
+    suite: Suite
+    model: ChatModel
+    toolset: ToolSet
+    store: TrajectoryStore
+    mode: ReasoningMode
+    sampling: SamplingParams
+    budget: Budget
+    emit: EventSink | None = None
+    constrained: bool | None = None
+    started: float = field(default_factory=time.monotonic)
+    elapsed_before_ms: float = 0.0
+
+    def elapsed_ms(self) -> float:
+        """Wall-clock milliseconds this episode has run, across resumes."""
+        return self.elapsed_before_ms + (time.monotonic() - self.started) * 1000
+
+
+def _over_budget(state: AgentState, ctx: EpisodeContext) -> bool:
+    b = ctx.budget
+    return (
+        state.get("turns", 0) >= b["max_turns"]
+        or state.get("new_tokens", 0) >= b["max_new_tokens"]
+        or ctx.elapsed_ms() >= b["wall_time_s"] * 1000
+    )
+
+
+async def _sample(
+    ctx: EpisodeContext, messages: list[Message], params: SamplingParams
+) -> tuple[Completion, list[str], float | None]:
+    """One model turn; streams when someone listens or the mode needs timing.
+
+    Returns the completion, the answers that closed during the turn, and the episode's
+    elapsed milliseconds when the first of them closed.
+    """
+    kwargs: dict[str, Any] = {}
+    if getattr(ctx.model, "supports_constrained_tools", False):
+        kwargs = {"tools": [t.schema() for t in ctx.toolset.tools()], "constrained": ctx.constrained}
+    parser = ctx.mode.parser()
+    answers: list[str] = []
+    first_ms: float | None = None
+    if ctx.emit is None and ctx.mode.name == "plain":
+        completion = await ctx.model.generate(messages, params, **kwargs)
+        answers.extend(parser.feed(completion.text))
+        return completion, answers, (ctx.elapsed_ms() if answers else None)
+    final: Completion | None = None
+    async for item in ctx.model.stream(messages, params, **kwargs):
+        if isinstance(item, Completion):
+            final = item
+            break
+        if ctx.emit is not None:
+            await ctx.emit(TokenDelta(episode_id=ctx.episode_id, text=item))
+        for text in parser.feed(item):
+            answers.append(text)
+            if first_ms is None:
+                first_ms = ctx.elapsed_ms()
+            if ctx.emit is not None:
+                await ctx.emit(
+                    IntermediateAnswer(
+                        episode_id=ctx.episode_id, text=text, index=len(answers) - 1, elapsed_ms=ctx.elapsed_ms()
+                    )
+                )
+    if final is None:
+        raise RuntimeError(f"model {ctx.model.name} ended its stream without a completion")
+    return final, answers, first_ms
+
+
+def build_graph(checkpointer: Any = None) -> Any:
+    """Compile the agent graph (once per agent; episodes differ only in state and context)."""
+
+    async def model_node(state: AgentState, runtime: Runtime[EpisodeContext]) -> dict[str, Any]:
+        ctx = runtime.context
+        messages = [Message.model_validate(m) for m in state["messages"]]
+        remaining = ctx.budget["max_new_tokens"] - state.get("new_tokens", 0)
+        params = ctx.sampling.model_copy(update={"max_tokens": max(1, min(ctx.sampling.max_tokens, remaining))})
+        started = time.perf_counter()
+        completion, answers, answer_ms = await _sample(ctx, messages, params)
+        duration = (time.perf_counter() - started) * 1000
+        parsed = parse_tool_calls(completion.text, ctx.toolset)
+        index = state.get("next_index", 1)
+        step = Step(
+            index=index,
+            role="assistant",
+            text=completion.text,
+            tool_calls=parsed.calls,
+            token_ids=completion.token_ids,
+            logprobs=completion.logprobs,
+            loss_mask=[1] * len(completion.token_ids),
+            prompt_token_ids=completion.prompt_token_ids,
+            policy_version=completion.policy_version,
+            duration_ms=duration,
+        )
+        await ctx.store.add_step(ctx.episode_id, step)
+        if ctx.emit is not None:
+            await ctx.emit(StepCompleted(episode_id=ctx.episode_id, step=step))
+        assistant = Message(
+            role="assistant", content=completion.text, tool_calls=parsed.calls, token_ids=completion.token_ids
+        )
+        first_ms = state.get("first_answer_ms")
+        if first_ms is None:
+            first_ms = answer_ms
+        update: dict[str, Any] = {
+            "messages": [*state["messages"], assistant.model_dump(mode="json", exclude_none=True)],
+            "next_index": index + 1,
+            "turns": state.get("turns", 0) + 1,
+            "new_tokens": state.get("new_tokens", 0) + len(completion.token_ids),
+            "pending_calls": [c.model_dump(mode="json") for c in parsed.calls],
+            "parse_errors": parsed.errors,
+            "last_response": completion.text,
+            "last_token_count": len(completion.token_ids),
+            "first_answer_ms": first_ms,
+            "n_intermediate": state.get("n_intermediate", 0) + len(answers),
+            "elapsed_ms": ctx.elapsed_ms(),
+        }
+        if not parsed.attempted:
+            if ctx.suite.plain_answer_ends:
+                update["status"] = "done"
+                update["final_answer"] = ctx.mode.final_answer(completion.text)
+            else:
+                update["parse_errors"] = ["no tool call found: call one of the tools (or the answer tool to finish)."]
+        if update.get("status") != "done" and _over_budget({**state, **update}, ctx):  # type: ignore[typeddict-item]
+            update["status"] = "truncated"
+        return update
+
+    async def tools_node(state: AgentState, runtime: Runtime[EpisodeContext]) -> dict[str, Any]:
+        ctx = runtime.context
+        started = time.perf_counter()
+        results: list[ToolResult] = []
+        final_answer: str | None = None
+        for n, err in enumerate(state.get("parse_errors", [])):
+            results.append(ToolResult(call_id=f"invalid_{n}", name="", content=f"ToolError: {err}", is_error=True))
+        calls = [ToolCall.model_validate(c) for c in state.get("pending_calls", [])]
+        for call in calls:
+            result = await ctx.toolset.call(call)
+            results.append(result)
+            if not result.is_error and ctx.toolset.get(call.name).terminal:
+                final_answer = result.content
+                break
+        tool_messages = [
+            Message(role="tool", content=r.content, tool_call_id=r.call_id).model_dump(mode="json", exclude_none=True)
+            for r in results
+        ]
+        index = state.get("next_index", 1)
+        step = Step(
+            index=index,
+            role="tool",
+            text="\n".join(r.content for r in results),
+            messages=[Message.model_validate(m) for m in tool_messages],
+            tool_results=results,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+        await ctx.store.add_step(ctx.episode_id, step)
+        if ctx.emit is not None:
+            await ctx.emit(StepCompleted(episode_id=ctx.episode_id, step=step))
+        update: dict[str, Any] = {
+            "messages": [*state["messages"], *tool_messages],
+            "next_index": index + 1,
+            "pending_calls": [],
+            "parse_errors": [],
+            "tool_calls": state.get("tool_calls", 0) + len(results),
+            "invalid_calls": state.get("invalid_calls", 0) + sum(r.is_error for r in results),
+            "elapsed_ms": ctx.elapsed_ms(),
+        }
+        if final_answer is not None:
+            update["status"] = "done"
+            update["final_answer"] = final_answer
+        elif _over_budget(state, ctx):
+            update["status"] = "truncated"
+        return update
+
+    # routers are async so LangGraph does not hop to a thread pool for them
+    async def after_model(state: AgentState) -> Literal["tools", "__end__"]:
+        if state.get("status") in ("done", "truncated"):
+            return END
+        return "tools"
+
+    async def after_tools(state: AgentState) -> Literal["model", "__end__"]:
+        return END if state.get("status") in ("done", "truncated") else "model"
+
+    graph = StateGraph(AgentState, context_schema=EpisodeContext)
+    graph.add_node("model", model_node)
+    graph.add_node("tools", tools_node)
+    graph.add_edge(START, "model")
+    graph.add_conditional_edges("model", after_model)
+    graph.add_conditional_edges("tools", after_tools)
+    return graph.compile(checkpointer=checkpointer)

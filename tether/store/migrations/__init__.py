@@ -1,0 +1,1 @@
+"""Alembic migrations of the trajectory store (run by ``tether.store.migrate``)."""
