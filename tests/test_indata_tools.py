@@ -59,7 +59,9 @@ def conn() -> Any:
     c.close()
 
 
-def workspace(conn: Any, data: dict[str, list[Any]], name: str = "x", right: dict[str, list[Any]] | None = None) -> Workspace:
+def workspace(
+    conn: Any, data: dict[str, list[Any]], name: str = "x", right: dict[str, list[Any]] | None = None
+) -> Workspace:
     ws = Workspace(conn.cursor(), policy=PrivacyPolicy(k=K), schema="ep_" + uuid.uuid4().hex[:10])
     ws.conn.execute(f'CREATE SCHEMA "{ws.schema}"')
     ws.add_base_table(name, pa.table(data, schema=SCHEMA))
@@ -96,12 +98,16 @@ def same(a: Any, b: Any, scale: float = 1.0) -> bool:
 
 def same_rows(got: list[tuple[Any, ...]], want: list[tuple[Any, ...]], scale: float = 1.0) -> bool:
     return len(got) == len(want) and all(
-        len(g) == len(w) and all(same(x, y, scale) for x, y in zip(g, w, strict=True)) for g, w in zip(got, want, strict=True)
+        len(g) == len(w) and all(same(x, y, scale) for x, y in zip(g, w, strict=True))
+        for g, w in zip(got, want, strict=True)
     )
 
 
 def records(df: pd.DataFrame) -> list[tuple[Any, ...]]:
-    return [tuple(None if (isinstance(v, float) and math.isnan(v)) or v is pd.NA else v for v in r) for r in df.itertuples(index=False)]
+    return [
+        tuple(None if (isinstance(v, float) and math.isnan(v)) or v is pd.NA else v for v in r)
+        for r in df.itertuples(index=False)
+    ]
 
 
 # ----- filter -----
@@ -115,7 +121,9 @@ def table_and_conditions(draw: st.DrawFn) -> tuple[dict[str, list[Any]], list[di
     conds = []
     for _ in range(draw(st.integers(0, 3))):
         col = draw(st.sampled_from(["i", "f", "s", "d", "b"]))
-        ops = {"s": OPS, "b": ["eq", "ne", "is_null", "not_null"]}.get(col, [o for o in OPS if o not in ("contains", "startswith")])
+        ops = {"s": OPS, "b": ["eq", "ne", "is_null", "not_null"]}.get(
+            col, [o for o in OPS if o not in ("contains", "startswith")]
+        )
         op = draw(st.sampled_from(ops))
         present = [v for v in data[col] if v is not None]
         gen = {"i": INTS, "f": FLOATS, "s": TEXT, "d": DATES, "b": st.booleans()}[col]
@@ -140,9 +148,17 @@ def ref_match(x: Any, op: str, v: Any) -> bool:
     if x is None:
         return False
     return {
-        "eq": lambda: x == v, "ne": lambda: x != v, "lt": lambda: x < v, "le": lambda: x <= v,
-        "gt": lambda: x > v, "ge": lambda: x >= v, "in": lambda: x in v, "not_in": lambda: x not in v,
-        "between": lambda: v[0] <= x <= v[1], "contains": lambda: v in x, "startswith": lambda: x.startswith(v),
+        "eq": lambda: x == v,
+        "ne": lambda: x != v,
+        "lt": lambda: x < v,
+        "le": lambda: x <= v,
+        "gt": lambda: x > v,
+        "ge": lambda: x >= v,
+        "in": lambda: x in v,
+        "not_in": lambda: x not in v,
+        "between": lambda: v[0] <= x <= v[1],
+        "contains": lambda: v in x,
+        "startswith": lambda: x.startswith(v),
     }[op]()
 
 
@@ -170,7 +186,9 @@ def test_filter_matches_pandas(conn: Any, case: tuple[dict[str, list[Any]], list
             for m in masks[1:]:
                 mask = (mask & m) if combine == "and" else (mask | m)
         want = records(df[mask])
-        out = ws.filter("x", [Condition(column=c["column"], op=c["op"], value=wire(c["value"])) for c in conds], combine)
+        out = ws.filter(
+            "x", [Condition(column=c["column"], op=c["op"], value=wire(c["value"])) for c in conds], combine
+        )
         assert out["rows"] == len(want)
         assert same_rows(all_rows(ws, out["handle"]), want)
     finally:
@@ -195,7 +213,12 @@ def ref_metric(s: pd.Series, fn: str, col: str) -> Any:
         return int(sum(vals)) if col == "i" else float(num.sum())
     if fn == "std":
         return None if len(vals) < 2 else float(num.std(ddof=1))
-    return {"mean": lambda: float(num.mean()), "median": lambda: float(num.median()), "min": lambda: min(vals), "max": lambda: max(vals)}[fn]()
+    return {
+        "mean": lambda: float(num.mean()),
+        "median": lambda: float(num.median()),
+        "min": lambda: min(vals),
+        "max": lambda: max(vals),
+    }[fn]()
 
 
 def null_last_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -203,9 +226,14 @@ def null_last_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 @SETTINGS
-@given(tables(max_rows=20), st.lists(st.sampled_from(["s", "b", "i", "d"]), max_size=2, unique=True),
-       st.lists(st.tuples(st.sampled_from(FNS), st.sampled_from(["i", "f", "s", "d", None])), min_size=1, max_size=3))
-def test_aggregate_matches_pandas(conn: Any, data: dict[str, list[Any]], group_by: list[str], metrics: list[tuple[str, str | None]]) -> None:
+@given(
+    tables(max_rows=20),
+    st.lists(st.sampled_from(["s", "b", "i", "d"]), max_size=2, unique=True),
+    st.lists(st.tuples(st.sampled_from(FNS), st.sampled_from(["i", "f", "s", "d", None])), min_size=1, max_size=3),
+)
+def test_aggregate_matches_pandas(
+    conn: Any, data: dict[str, list[Any]], group_by: list[str], metrics: list[tuple[str, str | None]]
+) -> None:
     ws = workspace(conn, data)
     try:
         ms = []
@@ -217,12 +245,19 @@ def test_aggregate_matches_pandas(conn: Any, data: dict[str, list[Any]], group_b
             ms.append(Metric(fn=fn, column=col, **{"as": f"m{n}"}))
         out = ws.aggregate("x", group_by, ms)
         df = frame(data)
-        scale = max([abs(v) for v in data["f"] if v is not None] + [abs(v) for v in data["i"] if v is not None] + [1.0]) * 30
+        scale = (
+            max([abs(v) for v in data["f"] if v is not None] + [abs(v) for v in data["i"] if v is not None] + [1.0])
+            * 30
+        )
         if not group_by:
             if len(df) < K:
                 assert out["suppressed"] is True and "handle" not in out
                 return
-            want = [tuple(ref_metric(df[m.column] if m.column else pd.Series([1] * len(df)), m.fn, m.column or "") for m in ms)]
+            want = [
+                tuple(
+                    ref_metric(df[m.column] if m.column else pd.Series([1] * len(df)), m.fn, m.column or "") for m in ms
+                )
+            ]
             assert same_rows(all_rows(ws, out["handle"]), want, scale)
             return
         groups: dict[tuple[Any, ...], list[int]] = {}
@@ -234,7 +269,15 @@ def test_aggregate_matches_pandas(conn: Any, data: dict[str, list[Any]], group_b
             if len(idxs) < K:
                 continue
             sub = df.iloc[idxs]
-            want.append((*key, *(ref_metric(sub[m.column] if m.column else pd.Series([1] * len(sub)), m.fn, m.column or "") for m in ms)))
+            want.append(
+                (
+                    *key,
+                    *(
+                        ref_metric(sub[m.column] if m.column else pd.Series([1] * len(sub)), m.fn, m.column or "")
+                        for m in ms
+                    ),
+                )
+            )
         assert out["rows"] == len(want)
         assert out.get("suppressed_groups", 0) == sum(1 for v in groups.values() if len(v) < K)
         assert same_rows(all_rows(ws, out["handle"]), want, scale)
@@ -246,9 +289,19 @@ def test_aggregate_matches_pandas(conn: Any, data: dict[str, list[Any]], group_b
 
 
 @SETTINGS
-@given(tables(), st.lists(st.tuples(st.sampled_from(["i", "f", "s", "d", "b"]), st.booleans()), min_size=1, max_size=3, unique_by=lambda t: t[0]),
-       st.one_of(st.none(), st.integers(0, 20)))
-def test_sort_matches_pandas(conn: Any, data: dict[str, list[Any]], keys: list[tuple[str, bool]], limit: int | None) -> None:
+@given(
+    tables(),
+    st.lists(
+        st.tuples(st.sampled_from(["i", "f", "s", "d", "b"]), st.booleans()),
+        min_size=1,
+        max_size=3,
+        unique_by=lambda t: t[0],
+    ),
+    st.one_of(st.none(), st.integers(0, 20)),
+)
+def test_sort_matches_pandas(
+    conn: Any, data: dict[str, list[Any]], keys: list[tuple[str, bool]], limit: int | None
+) -> None:
     ws = workspace(conn, data)
     try:
         out = ws.sort("x", [SortKey(column=c, desc=d) for c, d in keys], limit)
@@ -292,8 +345,15 @@ class _Desc:
 
 
 @SETTINGS
-@given(tables(), tables(), st.sampled_from([("i", "i"), ("s", "s"), ("d", "d"), ("f", "i")]), st.sampled_from(["inner", "left"]))
-def test_join_matches_pandas(conn: Any, left: dict[str, list[Any]], right: dict[str, list[Any]], keys: tuple[str, str], how: str) -> None:
+@given(
+    tables(),
+    tables(),
+    st.sampled_from([("i", "i"), ("s", "s"), ("d", "d"), ("f", "i")]),
+    st.sampled_from(["inner", "left"]),
+)
+def test_join_matches_pandas(
+    conn: Any, left: dict[str, list[Any]], right: dict[str, list[Any]], keys: tuple[str, str], how: str
+) -> None:
     lk, rk = keys
     right = dict(right)
     if lk == rk:  # make some keys match
@@ -307,7 +367,9 @@ def test_join_matches_pandas(conn: Any, left: dict[str, list[Any]], right: dict[
         lkey = lf[lk].map(lambda v: None if v is None else (float(v) if lk in ("i", "f") else v))
         rkey = rf[rk].map(lambda v: None if v is None else (float(v) if rk in ("i", "f") else v))
         lf2, rf2 = lf.assign(_k=lkey), rf.assign(_k=rkey)
-        inner = lf2[lf2["_k"].map(lambda v: v is not None).astype(bool)].merge(rf2, on="_k", how="inner", suffixes=("", "_right"))
+        inner = lf2[lf2["_k"].map(lambda v: v is not None).astype(bool)].merge(
+            rf2, on="_k", how="inner", suffixes=("", "_right")
+        )
         if how == "left":
             unmatched = lf2[~lf2["_l"].isin(inner["_l"])]
             merged = pd.concat([inner, unmatched], ignore_index=True)
@@ -341,7 +403,11 @@ EXPR_OPS = ["add", "sub", "mul", "div", "abs", "round"]
 @st.composite
 def numeric_expr(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
     if depth >= 2 or (depth > 0 and draw(st.booleans())):
-        return draw(st.sampled_from([{"col": "i"}, {"col": "f"}, {"lit": draw(st.integers(-100, 100))}, {"lit": draw(st.floats(-1e3, 1e3))}]))
+        return draw(
+            st.sampled_from(
+                [{"col": "i"}, {"col": "f"}, {"lit": draw(st.integers(-100, 100))}, {"lit": draw(st.floats(-1e3, 1e3))}]
+            )
+        )
     op = draw(st.sampled_from(EXPR_OPS))
     if op == "abs":
         return {"op": op, "args": [draw(numeric_expr(depth + 1))]}
@@ -359,7 +425,7 @@ def ref_eval(node: dict[str, Any], row: dict[str, Any]) -> Any:
     vals = [ref_eval(a, row) for a in args]
     if op in ("year", "month", "day"):
         return None if vals[0] is None else getattr(vals[0], op)
-    if any(v is None for v in vals[:1 if op == "round" else None]):
+    if any(v is None for v in vals[: 1 if op == "round" else None]):
         return None
     if op == "abs":
         return abs(vals[0])
@@ -391,7 +457,9 @@ def test_compute_matches_reference(conn: Any, data: dict[str, list[Any]], expr: 
         assert len(got) == len(want)
         for g, w in zip(got, want, strict=True):
             if "round" in str(expr) and g is not None and w is not None:
-                assert math.isclose(float(g), float(w), rel_tol=1e-6, abs_tol=1e-3)  # halfway cases may differ in the last digit
+                assert math.isclose(
+                    float(g), float(w), rel_tol=1e-6, abs_tol=1e-3
+                )  # halfway cases may differ in the last digit
             else:
                 assert same(g, w, 1e3)
     finally:
@@ -431,7 +499,11 @@ def test_compute_type_errors_teach(conn: Any) -> None:
 
 
 @SETTINGS
-@given(tables(), st.integers(1, 10), st.lists(st.sampled_from(["i", "f", "s", "d", "b"]), min_size=1, max_size=3, unique=True))
+@given(
+    tables(),
+    st.integers(1, 10),
+    st.lists(st.sampled_from(["i", "f", "s", "d", "b"]), min_size=1, max_size=3, unique=True),
+)
 def test_head_value_count(conn: Any, data: dict[str, list[Any]], n: int, cols: list[str]) -> None:
     ws = workspace(conn, data)
     try:

@@ -191,33 +191,34 @@ async def test_generate_n_returns_every_choice(fake: FakeServer) -> None:
 
 
 async def test_constrained_tools_send_a_structural_tag_per_tool_and_the_switch_turns_it_off(fake: FakeServer) -> None:
-    fake.script(
-        Reply(body=completion_body("a", [1])),
-        Reply(body=completion_body("b", [1])),
-        Reply(body=completion_body("c", [1])),
-    )
+    fake.script(*[Reply(body=completion_body("a", [1])) for _ in range(4)])
     model = model_for(fake)
-    await model.generate(MSGS, SamplingParams(), tools=TOOLS)  # default: constrained
+    await model.generate(MSGS, SamplingParams(), tools=TOOLS)  # default: constrained, auto
     await model.generate(MSGS, SamplingParams(), tools=TOOLS, constrained=False)
+    await model.generate(MSGS, SamplingParams(), tools=TOOLS, constrained="required")
     off = model_for(fake, constrained=False)
     await off.generate(MSGS, SamplingParams(), tools=TOOLS)
     await model.aclose()
     await off.aclose()
-    fmt = fake.posted[0]["response_format"]
-    assert fmt["type"] == "structural_tag" and fmt["triggers"] == ["<tool_call>"]
-    assert [s["schema"] for s in fmt["structures"]] == [t["parameters"] for t in TOOLS]
-    assert "response_format" not in fake.posted[1] and "response_format" not in fake.posted[2]
+    auto = fake.posted[0]["response_format"]
+    assert auto["type"] == "structural_tag" and auto["format"]["type"] == "triggered_tags"
+    assert auto["format"]["triggers"] == ["<tool_call>"] and auto["format"]["at_least_one"] is False
+    assert [t["content"]["json_schema"] for t in auto["format"]["tags"]] == [t["parameters"] for t in TOOLS]
+    required = fake.posted[2]["response_format"]["format"]
+    assert required["type"] == "tags_with_separator" and required["at_least_one"] and required["stop_after_first"]
+    assert "response_format" not in fake.posted[1] and "response_format" not in fake.posted[3]
 
 
-def test_structural_tag_structures_produce_tether_tool_calls() -> None:
-    tag = tool_call_structural_tag(TOOLS)
-    mul = tag["structures"][0]
-    text = "Let me compute. " + mul["begin"] + json.dumps({"a": 6, "b": 7}) + mul["end"]
+def test_structural_tag_tags_produce_tether_tool_calls() -> None:
+    tag = tool_call_structural_tag(TOOLS)["format"]["tags"][0]
+    text = "Let me compute. " + tag["begin"] + json.dumps({"a": 6, "b": 7}) + tag["end"]
     parsed = parse_tool_calls(text)
     assert not parsed.errors and parsed.calls[0].name == "mul" and parsed.calls[0].arguments == {"a": 6, "b": 7}
     assert text.endswith(format_tool_call("mul", {"a": 6, "b": 7}))
     with pytest.raises(ValueError):
         tool_call_structural_tag([])
+    with pytest.raises(ValueError):
+        tool_call_structural_tag(TOOLS, "sometimes")  # type: ignore[arg-type]
 
 
 async def test_5xx_is_retried_then_succeeds(fake: FakeServer) -> None:

@@ -95,7 +95,8 @@ def test_tags_split_at_every_position_give_the_same_result() -> None:
             "<think>a</think><answer>1</answer><think>b</think>",
             ["the response ends with <think> at char 34, not with an <answer>."],
         ),
-        ("just text", ["text outside <think>/<answer> tags at char 0: 'just text'.", "no <think> or <answer> block found."]),
+        ("just text", ["text outside <think>/<answer> tags at char 0: 'just text'.",
+                       "no <think> or <answer> block found."]),
         ("", ["no <think> or <answer> block found."]),
         ("<THINK>a</THINK>", ["text outside <think>/<answer> tags at char 0: '<THINK>a</THINK>'.",
                               "no <think> or <answer> block found."]),
@@ -176,9 +177,9 @@ def test_fuzz_pieces_match_whole_and_defects_are_reported(text: str, cuts: list[
     assert len(whole.answers) <= text.count("</answer>")
 
 
-valid_pair = st.tuples(
-    st.text(alphabet="ab <>\n", max_size=8), st.text(alphabet="xy 1<", max_size=6)
-).map(lambda p: f"<think>{p[0]}</think><answer>{p[1]}</answer>")
+valid_pair = st.tuples(st.text(alphabet="ab <>\n", max_size=8), st.text(alphabet="xy 1<", max_size=6)).map(
+    lambda p: f"<think>{p[0]}</think><answer>{p[1]}</answer>"
+)
 valid_text = st.lists(valid_pair, min_size=1, max_size=4).map("".join)
 
 

@@ -193,6 +193,10 @@ def test_breakdown_behaves_like_a_mapping() -> None:
     assert list(r) == ["format", "final", "intermediate", "total"] and len(r) == 4
     assert r["total"] == r.total == 3.5
     assert r.as_dict() == dict(r)
+    assert r == {"format": 1.0, "final": 2.0, "intermediate": 0.5, "total": 3.5}  # compares as a mapping
+    assert r == pytest.approx({"format": 1.0, "final": 2.0, "intermediate": 0.5, "total": 3.5})
+    assert r != {"format": 1.0, "final": 2.0, "intermediate": 0.0, "total": 3.0}
+    assert r == interleaved_reward(ALL, GOLD, "f") and r != interleaved_reward(MIXED, GOLD, "f")
     with pytest.raises(KeyError):
         r["problems"]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tether.store import InMemoryStore, MemoryData, SqlStore, TrajectoryStore
 from tether.errors import StoreError
+from tether.store import InMemoryStore, MemoryData, SqlStore, TrajectoryStore
 from tether.store.conformance import CHECKS, StoreFactory, check_kill9_durability, temporary_postgres_database
 
 PG_SERVER = os.environ.get("TETHER_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")

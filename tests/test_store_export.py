@@ -43,8 +43,8 @@ async def _fill(store: TrajectoryStore) -> tuple[Run, list[Episode]]:
 
 @pytest.fixture(params=["memory", "sqlite"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    s: TrajectoryStore = InMemoryStore() if request.param == "memory" else await SqlStore.open(
-        f"sqlite:///{tmp_path / 'e.db'}"
+    s: TrajectoryStore = (
+        InMemoryStore() if request.param == "memory" else await SqlStore.open(f"sqlite:///{tmp_path / 'e.db'}")
     )
     yield s
     await s.close()

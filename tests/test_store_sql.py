@@ -60,7 +60,9 @@ def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         ("postgresql+asyncpg://u@127.0.0.1/db", "postgresql", "postgresql+asyncpg://u@127.0.0.1/db"),
     ],
 )
-def test_normalize_url(url: str, backend: str, normalised: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_normalize_url(
+    url: str, backend: str, normalised: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert normalize_url(url) == (backend, normalised)
 
@@ -232,3 +234,35 @@ async def test_checkpointer_bad_postgres_url() -> None:
     with pytest.raises(StoreError, match="Cannot open the checkpoint database"):
         async with langgraph_checkpointer("postgresql://postgres@127.0.0.1:1/test"):
             pass
+
+
+async def test_sqlite_lock_held_elsewhere_does_not_block_the_loop(tmp_path: Path) -> None:
+    """While another connection holds the write lock, writes wait off the loop and reads still answer."""
+    db = tmp_path / "locked.db"
+    store = await SqlStore.open(f"sqlite:///{db}")
+    ep = make_episode()
+    await store.start_episode(ep)
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    tick_task = asyncio.create_task(ticker())
+    write = asyncio.create_task(store.add_step(ep.id, make_step(0)))
+    await asyncio.sleep(0.4)
+    assert not write.done()  # waiting for the lock ...
+    assert ticks >= 10  # ... without blocking the event loop
+    got = await store.get_episode(ep.id)  # readers are not blocked by a writer in WAL mode
+    assert got is not None and got.steps == []
+    other.execute("COMMIT")
+    await asyncio.wait_for(write, 10)
+    tick_task.cancel()
+    got = await store.get_episode(ep.id)
+    assert got is not None and got.steps == [make_step(0)]
+    other.close()
+    await store.close()

@@ -216,7 +216,7 @@ def export(
         try:
             if await store.get_run(run_id) is None:
                 raise UserError(f"No run {run_id!r} in the store.")
-            return await export_run(store, run_id, out_path, fmt=fmt)
+            return await export_run(store, run_id, out_path, fmt=fmt)  # type: ignore[arg-type]  # checked above
         finally:
             await store.close()
 

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import START, StateGraph
 from langgraph.runtime import Runtime
 
 from tether.agents.reasoning import ReasoningMode
@@ -251,12 +251,10 @@ def build_graph(checkpointer: Any = None) -> Any:
 
     # routers are async so LangGraph does not hop to a thread pool for them
     async def after_model(state: AgentState) -> Literal["tools", "__end__"]:
-        if state.get("status") in ("done", "truncated"):
-            return END
-        return "tools"
+        return "__end__" if state.get("status") in ("done", "truncated") else "tools"
 
     async def after_tools(state: AgentState) -> Literal["model", "__end__"]:
-        return END if state.get("status") in ("done", "truncated") else "model"
+        return "__end__" if state.get("status") in ("done", "truncated") else "model"
 
     graph = StateGraph(AgentState, context_schema=EpisodeContext)
     graph.add_node("model", model_node)

@@ -224,8 +224,7 @@ class TagParser:
     def _flush_outside(self) -> None:
         if self._outside_start is not None:
             self._problems.append(
-                f"text outside <think>/<answer> tags at char {self._outside_start}: "
-                f"{_snippet(self._outside_text)!r}."
+                f"text outside <think>/<answer> tags at char {self._outside_start}: {_snippet(self._outside_text)!r}."
             )
         self._outside_start = None
         self._outside_text = ""

@@ -75,7 +75,8 @@ class Agent:
     ) -> None:
         settings = get_settings()
         self.suite: Suite = get_suite(suite, **(suite_options or {})) if isinstance(suite, str) else suite
-        self._suite_spec = {"name": suite if isinstance(suite, str) else self.suite.name, "options": suite_options or {}}
+        suite_name = suite if isinstance(suite, str) else self.suite.name
+        self._suite_spec = {"name": suite_name, "options": suite_options or {}}
         self._model_arg = model if model is not None else settings.model
         self._store_arg = store
         self.mode = get_reasoning_mode(reasoning)

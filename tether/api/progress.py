@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from tether.types import Episode
 
@@ -29,7 +29,7 @@ class EpisodeProgress:
             if enabled
             else None
         )
-        self._task: int | None = None
+        self._task: TaskID | None = None
 
     def __enter__(self) -> EpisodeProgress:
         if self._progress is not None:

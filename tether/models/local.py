@@ -3,7 +3,7 @@
 Specs: ``local`` (the embedded SmolLM2-135M-Instruct, converted on first use) or
 ``local:/path/to/hf_folder``. Options (``load_model("local", **options)``): ``dtype``
 (``"float32"`` default, or ``"bfloat16"``), ``threads`` (torch intra-op threads, default
-the CPUs this process may use), ``max_batch`` (16), ``batch_wait_s`` (0.005).
+``default_threads()``: the usable CPUs less one, at least 1, at most 8), ``max_batch`` (16), ``batch_wait_s`` (0.005).
 
 Semantics (see ``docs/models.md``):
 
@@ -102,7 +102,7 @@ class LocalModel:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        torch.set_num_threads(threads or len(os.sched_getaffinity(0)) or 1)
+        torch.set_num_threads(threads or default_threads())
         self.path = path
         self.name = name or f"local:{path.name}"
         self.policy_version = 0
@@ -432,6 +432,16 @@ class LocalModel:
                 policy_version=version,
             )
         )
+
+
+def default_threads() -> int:
+    """Torch threads for generation: one core left for the event loop and tools (1 on 2 cores), at most 8.
+
+    On a busy 2-core machine two spinning OpenMP threads were 2-4x slower per decode
+    step than one (measured with ``bench/models_local.py``).
+    """
+    cpus = len(os.sched_getaffinity(0)) or 1
+    return max(1, min(cpus - 1, 8))
 
 
 def _nucleus(logp: torch.Tensor, top_p: float) -> torch.Tensor:

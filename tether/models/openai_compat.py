@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from tether.errors import ModelError, UserError
-from tether.models.tool_constraints import tool_call_structural_tag
+from tether.models.tool_constraints import ToolChoice, tool_call_structural_tag
 from tether.types import Completion, Message, SamplingParams
 
 _RETRYABLE_EXC = (
@@ -113,6 +113,8 @@ class OpenAIModel:
         max_retries: retries after the first attempt on connection errors, 429 and 5xx.
         backoff_s: first retry delay; doubles per retry up to ``max_backoff_s`` (with jitter).
         constrained: default for the per-call ``constrained`` switch (tool-call constraints).
+        tool_choice: what ``constrained=True`` means: ``auto`` (free text, or valid calls) or
+            ``required`` (the turn is exactly one valid call).
         vllm_extensions: send vLLM's ``return_token_ids``; turn off for servers that reject it.
         max_connections: size of the connection pool (concurrent requests).
         transport: an ``httpx`` transport (tests).
@@ -132,6 +134,7 @@ class OpenAIModel:
         backoff_s: float = 0.25,
         max_backoff_s: float = 4.0,
         constrained: bool = True,
+        tool_choice: ToolChoice = "auto",
         vllm_extensions: bool = True,
         policy_version: int = 0,
         max_connections: int = 256,
@@ -147,6 +150,9 @@ class OpenAIModel:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.constrained = constrained
+        if tool_choice not in ("auto", "required"):
+            raise UserError(f"tool_choice must be 'auto' or 'required', not {tool_choice!r}.")
+        self.tool_choice: ToolChoice = tool_choice
         self.vllm_extensions = vllm_extensions
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
@@ -206,7 +212,7 @@ class OpenAIModel:
         params: SamplingParams,
         n: int,
         tools: list[dict[str, Any]] | None,
-        constrained: bool | None,
+        constrained: bool | str | None,
         model: str,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -224,10 +230,22 @@ class OpenAIModel:
             body["stop"] = list(params.stop)
         if self.vllm_extensions:
             body["return_token_ids"] = True
-        use_constraint = self.constrained if constrained is None else constrained
-        if tools and use_constraint:
-            body["response_format"] = tool_call_structural_tag(tools)
+        choice = self.tool_choice_for(constrained)
+        if tools and choice is not None:
+            body["response_format"] = tool_call_structural_tag(tools, choice)
         return body
+
+    def tool_choice_for(self, constrained: bool | str | None) -> ToolChoice | None:
+        """The constraint of one call: None (off), ``auto`` or ``required``."""
+        if constrained is None:
+            constrained = self.constrained
+        if constrained is False:
+            return None
+        if constrained is True:
+            return self.tool_choice
+        if constrained in ("auto", "required"):
+            return constrained  # type: ignore[return-value]
+        raise ModelError(f"constrained must be a bool, 'auto' or 'required', not {constrained!r}.")
 
     def _delay(self, attempt: int) -> float:
         base = min(self.max_backoff_s, self.backoff_s * (2**attempt))
@@ -294,7 +312,7 @@ class OpenAIModel:
         params: SamplingParams,
         *,
         tools: list[dict[str, Any]] | None = None,
-        constrained: bool | None = None,
+        constrained: bool | str | None = None,
     ) -> Completion:
         """Sample one assistant turn (``params.n`` is honoured by ``generate_n``)."""
         return (
@@ -307,7 +325,7 @@ class OpenAIModel:
         params: SamplingParams,
         *,
         tools: list[dict[str, Any]] | None = None,
-        constrained: bool | None = None,
+        constrained: bool | str | None = None,
     ) -> list[Completion]:
         """Sample ``params.n`` assistant turns for the same messages in one request."""
         model = await self._ensure_model()
@@ -329,7 +347,7 @@ class OpenAIModel:
         params: SamplingParams,
         *,
         tools: list[dict[str, Any]] | None = None,
-        constrained: bool | None = None,
+        constrained: bool | str | None = None,
     ) -> AsyncIterator[str | Completion]:
         """Yield text deltas as the server streams them; the last item is the full ``Completion``."""
         model = await self._ensure_model()
@@ -439,7 +457,7 @@ def from_spec(rest: str, **options: Any) -> OpenAIModel:
     base_url, model = parse_spec(rest)
     allowed = {
         "api_key", "timeout", "connect_timeout", "max_retries", "backoff_s", "max_backoff_s",
-        "constrained", "vllm_extensions", "policy_version", "max_connections",
+        "constrained", "tool_choice", "vllm_extensions", "policy_version", "max_connections",
     }  # fmt: skip
     unknown = sorted(set(options) - allowed)
     if unknown:

@@ -400,7 +400,7 @@ class AgentSandbox(ABC):
         await self.exec(["mkdir", "-p", dest])
 
     async def reset(self) -> None:
-        """Kill every process, wipe ``/work`` and ``/tmp`` and drop ``put_dir`` mounts.
+        """Kill every process, wipe ``/work``, ``/tmp`` and ``/dev/shm`` and drop ``put_dir`` mounts.
 
         Raises ``SandboxError`` when the sandbox is closed or cannot restart.
         """
@@ -408,12 +408,17 @@ class AgentSandbox(ABC):
             self._mounts = []
             async with self._restart_lock:
                 await self._relaunch()
+        request = {"op": "reset", "wipe": self._wipe_roots()}
         try:
-            await self._call({"op": "reset", "wipe": [WORKSPACE, "/tmp"]}, 60)
+            await self._call(request, 60)
         except AgentLost:
             async with self._restart_lock:
                 await self._relaunch()
-            await self._call({"op": "reset", "wipe": [WORKSPACE, "/tmp"]}, 60)
+            await self._call(request, 60)
+
+    def _wipe_roots(self) -> list[str]:
+        """The sandbox folders ``reset`` empties."""
+        return [WORKSPACE, "/tmp", "/dev/shm"]
 
     def _base_env(self) -> dict[str, str]:
         """The environment every command starts from (nothing of the host's)."""

@@ -204,7 +204,14 @@ def reap():
 def op_reset(req):
     sweep()
     for root in req.get("wipe", [WORK, "/tmp"]):
-        _wipe(to_real(root))
+        real = to_real(root)
+        if HOST_ROOT is not None and not (real == HOST_ROOT or real.startswith(HOST_ROOT + "/")):
+            continue  # dummy mode: never wipe a host folder outside the sandbox's own
+        try:  # a command may have chmod-ed the folder itself
+            os.chmod(real, 0o1777 if root == "/tmp" and HOST_ROOT is None else 0o700)
+        except OSError:
+            pass
+        _wipe(real)
     if HOST_ROOT is not None:
         os.makedirs(HOST_ROOT + "/.tmp", exist_ok=True)
     return {"ok": True}
@@ -312,7 +319,7 @@ def op_exec(req):
         events = sel.select(max(0.0, wait))
         if pidfd is None and not exited and proc.poll() is not None:
             exited = True
-            _kill_group(proc)
+            _after_exit(proc)
             drain_until = time.monotonic() + 0.5
         for key, _ in events:
             fd = key.fd
@@ -321,7 +328,7 @@ def op_exec(req):
                 os.close(pidfd)
                 pidfd = -1
                 exited = True
-                _kill_group(proc)
+                _after_exit(proc)
                 drain_until = time.monotonic() + 0.5
             elif fd == fd_in and pending is not None:
                 try:
@@ -397,6 +404,17 @@ def op_exec(req):
 
 def b64(data):
     return base64.b64encode(data).decode("ascii")
+
+
+def _after_exit(proc):
+    """The command exited: keep its status, then kill what it left behind so its pipes close."""
+    proc.poll()
+    _kill_group(proc)
+    if SWEEP and os.getuid() != 0:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def _kill_group(proc):

@@ -54,13 +54,26 @@ _UID_BASE = 2_000_000_000
 
 
 def bwrap_available(binary: str = "bwrap") -> bool:
-    """True when a bubblewrap binary is on PATH and can create its namespaces here."""
+    """True when bubblewrap is installed and can build this backend's namespaces here.
+
+    As root the probe runs as an unprivileged uid, like the real sandboxes do.
+    """
     path = shutil.which(binary)
     if path is None:
         return False
-    probe = [path, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--", "/bin/true"]
+    probe = [path, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent"]
+    probe += ["--ro-bind", "/", "/", "--", "/bin/true"]
+    drop = None
+    if os.geteuid() == 0:
+        uid = _UID_BASE - 1
+
+        def drop() -> None:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+
     try:
-        return subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
+        return subprocess.run(probe, capture_output=True, timeout=20, preexec_fn=drop).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +21,23 @@ from tether.sandbox.registry import backend_names, sandbox_factory
 app = typer.Typer(help="Run commands in a sandbox, check the backends, build the docker image.", no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_sentence_errors(fn: F) -> F:
+    """Print a ``UserError`` as one sentence and exit 2 (no traceback), whoever mounts the app."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            err_console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
 
 BackendOpt = Annotated[str | None, typer.Option("--backend", "-b", help="bwrap, docker or dummy (default: config).")]
 
@@ -37,6 +56,7 @@ def _limits(timeout: float | None, memory: int | None) -> SandboxLimits:
 
 
 @app.command("exec")
+@one_sentence_errors
 def exec_cmd(
     cmd: Annotated[list[str], typer.Argument(help="The command and its arguments (after --).")],
     backend: BackendOpt = None,
@@ -98,6 +118,7 @@ def run_checks(backends: list[str], suites: list[str]) -> list[CheckResult]:
 
 
 @app.command("check")
+@one_sentence_errors
 def check_cmd(
     backend: Annotated[
         str | None, typer.Option("--backend", "-b", help="bwrap, docker, dummy or all (default: bwrap and docker).")
@@ -138,6 +159,7 @@ def check_cmd(
 
 
 @app.command("build-image")
+@one_sentence_errors
 def build_image_cmd(
     tag: Annotated[str, typer.Option(help="Image tag to build.")] = DEFAULT_TAG,
     base: Annotated[

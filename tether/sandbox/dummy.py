@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tether.sandbox._agent import AgentConnection, AgentSandbox, FrameReader, agent_path
+from tether.sandbox._agent import WORKSPACE, AgentConnection, AgentSandbox, FrameReader, agent_path
 from tether.sandbox.base import SandboxError, SandboxLimits
 
 
@@ -35,6 +35,9 @@ class DummySandbox(AgentSandbox):
 
     def _nproc_limit(self) -> int | None:
         return None
+
+    def _wipe_roots(self) -> list[str]:
+        return [WORKSPACE, "/tmp"]  # /tmp is <root>/.tmp; never the host's /dev/shm
 
     def _base_env(self) -> dict[str, str]:
         env = super()._base_env()

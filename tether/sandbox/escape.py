@@ -50,7 +50,7 @@ async def still_works(ctx: CheckContext) -> None:
 
 @ESCAPE.check
 async def network_egress(ctx: CheckContext) -> str:
-    """Connect (TCP and UDP) to a listener the check opens on the host's 127.0.0.1."""
+    """Connect (TCP, UDP, abstract unix socket) to listeners the check opens on the host's loopback."""
     hits: list[str] = []
 
     async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -67,6 +67,8 @@ async def network_egress(ctx: CheckContext) -> str:
 
     transport, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", 0))
     uport = transport.get_extra_info("sockname")[1]
+    abstract = f"tether-canary-{secrets.token_hex(6)}"
+    unix_server = await asyncio.start_unix_server(on_conn, path="\0" + abstract)
     code = (
         "import socket\n"
         "out = []\n"
@@ -78,6 +80,11 @@ async def network_egress(ctx: CheckContext) -> str:
         f"    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.sendto(b'x', ('127.0.0.1', {uport}))\n"
         "except OSError as e:\n"
         "    out.append('udp:' + type(e).__name__)\n"
+        "try:\n"
+        "    a = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        f"    a.connect('\\0{abstract}'); out.append('UNIX-OK')\n"
+        "except OSError as e:\n"
+        "    out.append('unix:' + type(e).__name__)\n"
         "print(' '.join(out))\n"
     )
     try:
@@ -85,9 +92,10 @@ async def network_egress(ctx: CheckContext) -> str:
         await asyncio.sleep(0.3)
     finally:
         server.close()
+        unix_server.close()
         transport.close()
     expect(not hits, f"the host listener received {hits}: {show(r)}")
-    expect("TCP-OK" not in r.stdout, show(r))
+    expect("TCP-OK" not in r.stdout and "UNIX-OK" not in r.stdout, show(r))
     await still_works(ctx)
     return f"host listener got nothing; inside: {r.stdout.strip() or r.stderr.strip()[:80]}"
 
@@ -254,7 +262,7 @@ async def memory_bomb(ctx: CheckContext) -> str:
     r1 = await ctx.sandbox.exec(["python3", "-c", one], timeout=30)
     expect(r1.exit_code != 0 and not r1.timed_out, f"single-process bomb: {show(r1)}")
     mb = max(64, min(ctx.limits.memory_mb * 3 // 4, 400))
-    many = f"for i in 1 2 3 4; do python3 -c 'b = bytearray({mb} << 20); import time; time.sleep(5)' & done; wait"
+    many = f"for i in 1 2 3 4; do python3 -c 'b = bytearray({mb} << 20); import time; time.sleep(2)' & done; wait"
     r2 = await ctx.sandbox.exec(many, timeout=20)
     await still_works(ctx)
     how = "MemoryError/oom" if r1.exit_code == 1 else f"exit {r1.exit_code}"
@@ -425,3 +433,21 @@ async def agent_tampering(ctx: CheckContext) -> str:
     r2 = await ctx.sandbox.exec("kill -9 1; kill -9 $PPID; sleep 0.2; echo after", timeout=20)
     await still_works(ctx)
     return f"agent not traceable; kill attempts {'survived' if 'after' in r2.stdout else 'recovered by restart'}"
+
+
+@ESCAPE.check
+async def leak_to_next_episode(ctx: CheckContext) -> str:
+    """Leave files, shared memory and processes behind for the next holder of a pooled sandbox."""
+    r = await ctx.sandbox.exec(
+        "echo a > /work/plant; echo b > /tmp/plant; echo c > /dev/shm/plant 2>/dev/null; "
+        "mkdir -p /work/d && chmod 000 /work/d; chmod 000 /work 2>/dev/null; "
+        "(setsid sleep 977 &); echo planted"
+    )
+    expect("planted" in r.stdout, show(r))
+    await ctx.sandbox.reset()
+    r = await ctx.sandbox.exec(
+        "ls -A /work /tmp /dev/shm 2>&1; cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c 'slee[p] 977'"
+    )
+    expect("plant" not in r.stdout and r.stdout.split()[-1:] == ["0"], f"left for the next episode: {show(r)}")
+    await still_works(ctx)
+    return "reset empties /work, /tmp and /dev/shm and kills every process"

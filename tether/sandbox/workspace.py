@@ -35,7 +35,7 @@ class HostWorkspace:
         fs = state / "fs"
         fs.mkdir(mode=0o711)
         if os.geteuid() == 0:
-            opts = f"size={self.size_mb}m,mode=0711,nosuid,nodev"
+            opts = f"size={self.size_mb}m,nr_inodes=262144,mode=0711,nosuid,nodev"
             proc = await asyncio.create_subprocess_exec(
                 "mount", "-t", "tmpfs", "-o", opts, "tether-work", str(fs),
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,

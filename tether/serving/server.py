@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +27,7 @@ import httpx
 
 from tether.config import cache_dir
 from tether.errors import UserError
+from tether.serving.hardware import cpu_dtype, has_gpu
 
 HOST = "127.0.0.1"
 VENV_DIR = ".venv-vllm"
@@ -72,20 +72,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
-
-
-def has_gpu() -> bool:
-    """Whether an NVIDIA GPU is visible (then the GPU vLLM build is expected)."""
-    return Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
-
-
-def cpu_dtype() -> str:
-    """bfloat16 when the CPU computes it natively (AVX512-BF16 / AMX), else float32 (faster on AVX2)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "bfloat16"
-    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
 def resolve_model_dir(model: str) -> Path:

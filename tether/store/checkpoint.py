@@ -29,7 +29,13 @@ from tether.store.urls import display_url, normalize_url, psycopg_url, sqlite_pa
 
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
-    from langgraph.checkpoint.base import BaseCheckpointSaver, ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
+    from langgraph.checkpoint.base import (
+        BaseCheckpointSaver,
+        ChannelVersions,
+        Checkpoint,
+        CheckpointMetadata,
+        CheckpointTuple,
+    )
 
 T = TypeVar("T")
 _LOCK_WAIT_S = 30.0
@@ -105,6 +111,15 @@ class LoopSqliteSaver(SqliteSaver):
         finally:
             self._in_threads -= 1
 
+    async def asetup(self) -> None:
+        """Create the checkpoint tables if needed."""
+
+        def setup() -> bool:
+            self.setup()
+            return True
+
+        await self._call(setup)
+
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         return await self._call(lambda: self.get_tuple(config))
 
@@ -139,7 +154,7 @@ class LoopSqliteSaver(SqliteSaver):
 
 
 def _connect_sqlite(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=0)
+    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=_LOCK_WAIT_S)
     for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=0"):
         conn.execute(f"PRAGMA {pragma}")
     return conn
@@ -165,12 +180,12 @@ async def langgraph_checkpointer(url: str | None = None) -> AsyncIterator[BaseCh
         yield InMemorySaver()
         return
     if backend == "sqlite":
-        conn = _connect_sqlite(checkpoint_path(norm))
+        conn = await asyncio.to_thread(_connect_sqlite, checkpoint_path(norm))
         try:
-            saver = LoopSqliteSaver(conn)
-            await saver._call(saver.setup)
-            yield saver
-            saver.flush()
+            lsaver = LoopSqliteSaver(conn)
+            await lsaver.asetup()
+            yield lsaver
+            lsaver.flush()
         finally:
             conn.close()
         return
@@ -178,13 +193,13 @@ async def langgraph_checkpointer(url: str | None = None) -> AsyncIterator[BaseCh
 
     try:
         cm = AsyncPostgresSaver.from_conn_string(psycopg_url(norm))
-        saver = await cm.__aenter__()
-        await saver.setup()
+        pgsaver = await cm.__aenter__()
+        await pgsaver.setup()
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
         raise StoreError(f"Cannot open the checkpoint database at {display_url(norm)}: {reason}.") from exc
     try:
-        yield saver
+        yield pgsaver
     except BaseException as exc:
         if not await cm.__aexit__(type(exc), exc, exc.__traceback__):
             raise

@@ -38,13 +38,13 @@ def pack_ints(values: list[int]) -> bytes:
     if not values:
         return b""
     lo, hi = min(values), max(values)
-    if -(2**7) <= lo and hi < 2**7:
+    if lo >= -(2**7) and hi < 2**7:
         code = "b"
-    elif -(2**15) <= lo and hi < 2**15:
+    elif lo >= -(2**15) and hi < 2**15:
         code = "h"
-    elif -(2**31) <= lo and hi < 2**31:
+    elif lo >= -(2**31) and hi < 2**31:
         code = "i"
-    elif -(2**63) <= lo and hi < 2**63:
+    elif lo >= -(2**63) and hi < 2**63:
         code = "q"
     else:
         raise StoreError("An integer array holds a value that does not fit in 64 bits.")

@@ -36,7 +36,7 @@ StoreFactory = Callable[[], Awaitable[TrajectoryStore]]
 Check = Callable[[StoreFactory], Awaitable[None]]
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-UNICODE = "naïve café ✓ 数学 🧮 \u200b «ok» \x00nul \\ \"q\" \n\ttab"
+UNICODE = 'naïve café ✓ 数学 🧮 \u200b «ok» \x00nul \\ "q" \n\ttab'
 
 
 def _expect(cond: bool, what: str) -> None:
@@ -68,7 +68,9 @@ def make_step(index: int, *, n_tokens: int = 6, policy_version: int = 0) -> Step
         ],
         tool_calls=[call],
         tool_results=[
-            ToolResult(call_id=call.id, name="calc", content="3 ✓", data={"value": 3, "list": [1, "a"]}, duration_ms=0.25),
+            ToolResult(
+                call_id=call.id, name="calc", content="3 ✓", data={"value": 3, "list": [1, "a"]}, duration_ms=0.25
+            ),
             ToolResult(call_id="call_x", name="calc", content="bad input", is_error=True),
         ],
         token_ids=[index, 0, 2**31 + index, 151_643, 7, 2**40][:n_tokens] + list(range(max(0, n_tokens - 6))),
@@ -103,8 +105,13 @@ async def check_runs(factory: StoreFactory) -> None:
     try:
         kind = "kind-" + new_id()[:8]
         runs = [
-            Run(kind=kind, suite="s", model="m", config={"lr": 1e-6, "name": UNICODE, "n": [1, 2]},
-                created_at=T0 + timedelta(minutes=i))
+            Run(
+                kind=kind,
+                suite="s",
+                model="m",
+                config={"lr": 1e-6, "name": UNICODE, "n": [1, 2]},
+                created_at=T0 + timedelta(minutes=i),
+            )
             for i in range(3)
         ]
         for run in runs:
@@ -188,20 +195,38 @@ async def check_list_filters(factory: StoreFactory) -> None:
 
         _same(await ids(run_id=run_a), [e.id for e in by_time if e.run_id == run_a], "run_id filter, oldest first")
         _same(await ids(suite=suite_x), [e.id for e in by_time if e.suite == suite_x], "suite filter")
-        _same(await ids(run_id=run_a, suite=suite_y), [e.id for e in by_time if e.run_id == run_a and e.suite == suite_y],
-              "run_id + suite")
-        _same(await ids(run_id=run_a, status="done"), [e.id for e in by_time if e.run_id == run_a and e.id in
-              {eps[0].id, eps[4].id}], "status filter")
-        _same(await ids(run_id=run_a, status="running"), [e.id for e in by_time if e.run_id == run_a and e.id not in
-              {eps[0].id, eps[4].id}], "status running")
-        _same(await ids(run_id=run_b, policy_version=1), [e.id for e in by_time if e.run_id == run_b and
-              e.policy_version == 1], "policy_version filter")
+        _same(
+            await ids(run_id=run_a, suite=suite_y),
+            [e.id for e in by_time if e.run_id == run_a and e.suite == suite_y],
+            "run_id + suite",
+        )
+        _same(
+            await ids(run_id=run_a, status="done"),
+            [e.id for e in by_time if e.run_id == run_a and e.id in {eps[0].id, eps[4].id}],
+            "status filter",
+        )
+        _same(
+            await ids(run_id=run_a, status="running"),
+            [e.id for e in by_time if e.run_id == run_a and e.id not in {eps[0].id, eps[4].id}],
+            "status running",
+        )
+        _same(
+            await ids(run_id=run_b, policy_version=1),
+            [e.id for e in by_time if e.run_id == run_b and e.policy_version == 1],
+            "policy_version filter",
+        )
         since, until = T0 + timedelta(seconds=20), T0 + timedelta(seconds=50)
         want = [e.id for e in by_time if since <= e.created_at < until]
-        _same(await ids(suite=suite_x, since=since, until=until), [i for i in want if i in
-              {e.id for e in eps if e.suite == suite_x}], "since/until on one suite")
-        _same(await ids(run_id=run_a, since=since, until=until), [i for i in want if i in
-              {e.id for e in eps if e.run_id == run_a}], "since <= created_at < until")
+        _same(
+            await ids(suite=suite_x, since=since, until=until),
+            [i for i in want if i in {e.id for e in eps if e.suite == suite_x}],
+            "since/until on one suite",
+        )
+        _same(
+            await ids(run_id=run_a, since=since, until=until),
+            [i for i in want if i in {e.id for e in eps if e.run_id == run_a}],
+            "since <= created_at < until",
+        )
         _same(await ids(run_id=run_a, limit=2), [e.id for e in by_time if e.run_id == run_a][:2], "limit")
         _same(await ids(run_id="none-" + new_id()), [], "no match")
         listed = await store.list_episodes(run_id=run_b)
@@ -229,7 +254,7 @@ async def check_finish_and_rewards(factory: StoreFactory) -> None:
                 "rewards": {"correct": 1.0, "format": None, "neg": -0.5, "total": None},
                 "reward_errors": {"format": "ValueError: bad\nTraceback ...", "only_error": "KeyError: 'x'"},
                 "metrics": {"turns": 3.0, "tokens": 120.0, "nan": math.nan, "inf": math.inf},
-                "error": f"Traceback (most recent call last):\n  File \"x.py\"\nRuntimeError: {UNICODE}",
+                "error": f'Traceback (most recent call last):\n  File "x.py"\nRuntimeError: {UNICODE}',
                 "finished_at": T0 + timedelta(seconds=9),
                 "duration_ms": 9000.125,
             }
@@ -252,6 +277,54 @@ async def check_finish_and_rewards(factory: StoreFactory) -> None:
         orphan = make_episode(status="interrupted", rewards={"total": 0.0}, created_at=T0)
         await store.finish_episode(orphan)
         _same(await store.get_episode(orphan.id), orphan, "finish of an unknown episode")
+    finally:
+        await store.close()
+
+
+async def check_delete_steps_from(factory: StoreFactory) -> None:
+    """delete_steps_from drops the steps from an index on (resume), and their indexes can be written again."""
+    store = await factory()
+    try:
+        ep, other = make_episode(), make_episode()
+        for e in (ep, other):
+            await store.start_episode(e)
+            for i in range(5):
+                await store.add_step(e.id, make_step(i))
+        await store.delete_steps_from(ep.id, 3)
+        got = await store.get_episode(ep.id)
+        assert got is not None
+        _same([s.index for s in got.steps], [0, 1, 2], "steps after delete_steps_from(3)")
+        await store.add_step(ep.id, make_step(3, n_tokens=2))
+        got = await store.get_episode(ep.id)
+        assert got is not None
+        _same(got.steps[-1], make_step(3, n_tokens=2), "a rewritten step")
+        untouched = await store.get_episode(other.id)
+        assert untouched is not None
+        _same(len(untouched.steps), 5, "steps of another episode")
+    finally:
+        await store.close()
+
+
+async def check_copies(factory: StoreFactory) -> None:
+    """Mutating what was written, or what a read returned, never changes what is stored."""
+    store = await factory()
+    try:
+        ep = make_episode()
+        await store.start_episode(ep)
+        step = make_step(1)
+        await store.add_step(ep.id, step)
+        step.token_ids.append(99)
+        step.tool_calls[0].arguments["expr"] = "changed"
+        assert ep.task is not None
+        ep.task.metadata["k"].append(2)
+        got = await store.get_episode(ep.id)
+        assert got is not None and got.task is not None
+        _same(got.steps, [make_step(1)], "steps after mutating the written step")
+        _same(got.task.metadata, {"k": [1]}, "task after mutating the written episode")
+        got.steps[0].logprobs[0] = 1.0
+        got.rewards["x"] = 1.0
+        again = await store.get_episode(ep.id)
+        _same(again, got.model_copy(update={"steps": [make_step(1)], "rewards": {}}), "after mutating a read")
     finally:
         await store.close()
 
@@ -365,6 +438,8 @@ CHECKS: list[Check] = [
     check_episode_roundtrip,
     check_list_filters,
     check_finish_and_rewards,
+    check_delete_steps_from,
+    check_copies,
     check_metrics,
     check_step_errors,
     check_concurrency,
@@ -426,8 +501,13 @@ async def check_kill9_durability(url: str, *, min_acks: int = 40) -> None:
     """A subprocess writes steps and is SIGKILLed; every step it saw acknowledged must be stored."""
     episode_id = new_id()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tether.store.conformance", url, episode_id,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "tether.store.conformance",
+        url,
+        episode_id,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     acked = -1
     try:

@@ -87,12 +87,13 @@ def sqlite_engine(path: str, *, begin: str, pool_size: int) -> Engine:
         f"sqlite:///{path}",
         pool_size=pool_size,
         max_overflow=pool_size,
-        connect_args={"check_same_thread": False, "timeout": 0},
+        connect_args={"check_same_thread": False, "timeout": _SLOW_BUSY_MS / 1000},
     )
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # the driver must not BEGIN on its own; we do below
+        # switching a new file to WAL needs the lock: wait for it here, then never block the loop
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=0"):
             dbapi_conn.execute(f"PRAGMA {pragma}")
 

@@ -6,6 +6,7 @@ Several stores can share one ``MemoryData`` to act like two connections to one d
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,16 @@ from tether.errors import StoreError
 from tether.store.codec import to_utc
 from tether.types import Episode, Run, Step
 
-_FINISH_FIELDS = ("status", "final_answer", "rewards", "reward_errors", "metrics", "error", "finished_at", "duration_ms")
+_FINISH_FIELDS = (
+    "status",
+    "final_answer",
+    "rewards",
+    "reward_errors",
+    "metrics",
+    "error",
+    "finished_at",
+    "duration_ms",
+)
 
 
 @dataclass
@@ -82,7 +92,9 @@ class InMemoryStore:
             raise StoreError(f"Cannot add step {step.index}: episode {episode_id} was not started in this store.")
         taken = self.data.steps[episode_id]
         if step.index in taken:
-            raise StoreError(f"Cannot add step {step.index} to episode {episode_id}: it already has a step {step.index}.")
+            raise StoreError(
+                f"Cannot add step {step.index} to episode {episode_id}: it already has a step {step.index}."
+            )
         taken[step.index] = step.model_copy(update={"started_at": to_utc(step.started_at)}, deep=True)
 
     async def delete_steps_from(self, episode_id: str, index: int) -> None:
@@ -100,12 +112,13 @@ class InMemoryStore:
             self.data.episodes[episode.id] = _utc_episode(episode, steps=[])
             self.data.steps[episode.id] = {}
             return
-        update = {name: getattr(episode, name) for name in _FINISH_FIELDS}
+        # model_copy does not copy ``update`` values: copy them, so the caller's objects stay theirs
+        update = {name: copy.deepcopy(getattr(episode, name)) for name in _FINISH_FIELDS}
         update["finished_at"] = _utc(episode.finished_at)
         self.data.episodes[episode.id] = current.model_copy(update=update, deep=True)
 
     def _full(self, ep: Episode, with_steps: bool) -> Episode:
-        steps = [s for _, s in sorted(self.data.steps[ep.id].items())] if with_steps else []
+        steps = [s.model_copy(deep=True) for _, s in sorted(self.data.steps[ep.id].items())] if with_steps else []
         return ep.model_copy(update={"steps": steps}, deep=True)
 
     async def get_episode(self, episode_id: str, *, with_steps: bool = True) -> Episode | None:

@@ -142,6 +142,10 @@ def row_to_run(r: Any) -> Run:
     """Build a ``Run`` from its row."""
     m = r._mapping
     return Run(
-        id=m["id"], kind=m["kind"], suite=m["suite"], model=m["model"], config=loads(m["config"]),
+        id=m["id"],
+        kind=m["kind"],
+        suite=m["suite"],
+        model=m["model"],
+        config=loads(m["config"]),
         created_at=m["created_at"],
     )

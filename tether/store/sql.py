@@ -30,7 +30,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from tether.errors import StoreError
 from tether.store.codec import loads
 from tether.store.engines import Executor, PostgresExecutor, SqliteExecutor
-from tether.store.rows import episode_row, reward_rows, row_to_episode, row_to_run, row_to_step, run_row, step_row, to_json
+from tether.store.rows import (
+    episode_row,
+    reward_rows,
+    row_to_episode,
+    row_to_run,
+    row_to_step,
+    run_row,
+    step_row,
+    to_json,
+)
 from tether.store.tables import episodes, rewards, runs, steps, train_metrics
 from tether.store.urls import display_url, normalize_url
 from tether.types import Episode, Run, Step, utcnow
@@ -277,7 +286,8 @@ class SqlStore:
         """Episodes matching every given filter (``since <= created_at < until``), oldest first."""
         c = episodes.c
         stmt = sa.select(episodes).order_by(c.created_at, c.id)
-        for col, value in ((c.run_id, run_id), (c.suite, suite), (c.status, status), (c.policy_version, policy_version)):
+        filters = ((c.run_id, run_id), (c.suite, suite), (c.status, status), (c.policy_version, policy_version))
+        for col, value in filters:
             if value is not None:
                 stmt = stmt.where(col == value)
         if since is not None:

@@ -42,7 +42,9 @@ def normalize_url(url: str) -> tuple[Backend, str]:
     if driver in _SQLITE:
         db = parsed.database or ""
         if db in ("", ":memory:") or db.startswith("file:"):
-            raise StoreError(f"The SQLite URL {text!r} names no file: use sqlite:///PATH (or memory:// for a throwaway store).")
+            raise StoreError(
+                f"The SQLite URL {text!r} names no file: use sqlite:///PATH (or memory:// for a throwaway store)."
+            )
         parent = Path(db).expanduser().resolve().parent
         if not parent.is_dir():
             raise StoreError(f"Cannot open the database at {text}: the directory {parent} does not exist.")

@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic.fields import FieldInfo
@@ -57,9 +57,9 @@ def tool(fn: F | None = None, *, name: str | None = None, terminal: bool = False
 
     def mark(f: F) -> F:
         if not inspect.iscoroutinefunction(f):
-            raise TypeError(f"tool {f.__name__} must be an async function")
+            raise TypeError(f"tool {getattr(f, '__name__', f)} must be an async function")
         setattr(f, _MARK, _ToolMark(name=name, terminal=terminal))
-        return f
+        return cast(F, f)
 
     return mark(fn) if fn is not None else mark
 

@@ -66,6 +66,8 @@ def shell_tools(sandbox: Any, *, max_chars: int = DEFAULT_MAX_CHARS, timeout: fl
         """
         if not command.strip():
             raise ToolError("command is empty; pass a shell command line such as 'ls -la'.")
+        if "\x00" in command or (cwd and "\x00" in cwd):
+            raise ToolError("command and cwd must not contain NUL characters.")
         try:
             result = await sandbox.exec(command, cwd=cwd, timeout=timeout)
         except SandboxPathError as exc:

@@ -120,7 +120,7 @@ def exact_match(answer: str, gold: str) -> bool | None:
 # ----- the breakdown -----
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RewardBreakdown(Mapping[str, float]):
     """A reward split into its parts; also a read-only mapping of ``format``/``final``/``intermediate``/``total``.
 
@@ -154,6 +154,16 @@ class RewardBreakdown(Mapping[str, float]):
 
     def __len__(self) -> int:
         return len(self._KEYS)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to another breakdown with the same fields, or to a mapping with the same four values."""
+        if isinstance(other, RewardBreakdown):
+            return self.__dict__ == other.__dict__
+        if isinstance(other, Mapping):
+            return dict(self) == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
     def as_dict(self) -> dict[str, float]:
         """``{"format", "final", "intermediate", "total"}`` as a plain dict."""

@@ -206,17 +206,23 @@ class Trainer:
         """The policy's full weights with LoRA merged, under the base model's parameter names."""
         if not self.config.lora:
             return {k: v.detach() for k, v in self.base_model.state_dict().items()}
-        peft_model: Any = self.model
+        from peft.tuners.lora import LoraLayer
+
+        deltas: dict[str, torch.Tensor] = {}
         with torch.no_grad():
-            peft_model.merge_adapter()
-            try:
-                out: dict[str, torch.Tensor] = {}
-                for k, v in self.base_model.state_dict().items():
-                    if "lora_" in k:
-                        continue
-                    out[k.replace(".base_layer.", ".")] = v.detach().clone()
-            finally:
-                peft_model.unmerge_adapter()
+            for name, module in self.base_model.named_modules():
+                if isinstance(module, LoraLayer):
+                    for adapter in module.active_adapters:
+                        if adapter in module.lora_A:
+                            delta = module.get_delta_weight(adapter)
+                            key = f"{name}.weight"
+                            deltas[key] = deltas[key] + delta if key in deltas else delta
+            out: dict[str, torch.Tensor] = {}
+            for k, v in self.base_model.state_dict().items():
+                if "lora_" in k:
+                    continue
+                key = k.replace(".base_layer.", ".")
+                out[key] = (v + deltas[key].to(v.dtype)) if key in deltas else v.detach()
         return out
 
     # ----- forward passes -----

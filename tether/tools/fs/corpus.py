@@ -324,8 +324,8 @@ def iter_text_sections(path: Path, max_chars: int = 20_000) -> Iterator[Document
 
     with open(path, encoding="utf-8", errors="replace") as fh:
         for raw in fh:
-            for line in raw.split("\f"):
-                is_break = line is not raw
+            for k, line in enumerate(raw.split("\f")):
+                is_break = k > 0  # a form feed starts a new section
                 if (_HEADING.match(line.strip()) or is_break) and "".join(buf).strip():
                     yield emit("".join(buf).strip("\n"), title, part)
                     buf, size, part = [], 0, 0

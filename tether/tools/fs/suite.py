@@ -170,9 +170,13 @@ class LongCtxSuite(Suite):
 
     def toolset(self, task: Task) -> ToolSet:
         """The fs tools on the task's corpus (mode ``fs``), or no tools (``full``/``rag``)."""
-        if self.mode == "fs":
-            return FsToolSet(corpus=task.metadata.get("corpus") or self.corpus())
-        return ToolSet()
+        if self.mode != "fs":
+            return ToolSet()
+        meta = task.metadata
+        corpus = Path(meta["corpus"]) if meta.get("corpus") else self.corpus()
+        if not (corpus / MANIFEST).is_file() and "size" in meta and "seed" in meta:
+            corpus = ensure_corpus(int(meta["size"]), int(meta["seed"]), self.doc_tokens, self.corpus_root)
+        return FsToolSet(corpus=corpus)
 
     def system_prompt(self, task: Task) -> str:
         """Instructions: explore ``/corpus`` with tools (fs), or read the given documents (full/rag)."""

@@ -1,14 +1,15 @@
 """Calling InData tools directly, for scripting and debugging (``tether tools call indata ...``).
 
 ``await call_tool(tool, args, dataset=..., session=...)`` runs one tool call and returns
-``{"tool", "ok", "result", "error", "audit"}``. Without a session every call starts
+``{"tool", "content", "is_error", "data"}``: ``content`` is the text the model would see,
+``data`` is ``{"result": ..., "audit": ...}``. Without a session every call starts
 from the bare dataset. With ``session=NAME`` the session's DuckDB file, handle map and
 audit log live in ``cache_dir()/indata/sessions/NAME/`` (``db.duckdb``, ``state.json``,
 ``audit.jsonl``), so handles made by one process can be used by the next.
 
 A person's mistakes (unknown tool, bad session name, unknown dataset, a session bound to
-another dataset) raise ``UserError``; a bad tool call is an ``ok: false`` result whose
-``error`` is the message the model would see.
+another dataset) raise ``UserError``; a bad tool call is an ``is_error`` result whose
+``content`` is the message the model would see.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tether.tools.indata.engine import Workspace
 from tether.tools.indata.policy import PrivacyPolicy
 from tether.tools.indata.schema import TableInfo
 from tether.tools.indata.suite import build_workspace
-from tether.tools.indata.toolset import InDataTools
+from tether.tools.indata.tools import InDataToolSet
 from tether.types import ToolCall
 
 DEFAULT_DATASET = "retail:0"
@@ -43,7 +44,7 @@ def sessions_dir() -> Path:
 
 def tool_schemas() -> list[dict[str, Any]]:
     """The JSON schemas of every InData tool (for ``tether tools list``)."""
-    ts = InDataTools(Workspace(duckdb.connect(":memory:")))
+    ts = InDataToolSet(Workspace(duckdb.connect(":memory:")))
     try:
         return [t.schema() for t in ts.tools()]
     finally:
@@ -141,7 +142,7 @@ async def call_tool(
             with audit_path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
 
-    tools = InDataTools(ws, audit_sink=sink, first_seq=int(state.get("audit_seq", 1)) if state else 1)
+    tools = InDataToolSet(ws, audit_sink=sink, first_seq=int(state.get("audit_seq", 1)) if state else 1)
     try:
         if tool not in {t.name for t in tools.tools()}:
             names = ", ".join(t.name for t in tools.tools())
@@ -154,11 +155,4 @@ async def call_tool(
             _write_state(folder, state)
     finally:
         await tools.close()
-    data = result.data or {}
-    return {
-        "tool": tool,
-        "ok": not result.is_error,
-        "result": data.get("result") if not result.is_error else None,
-        "error": result.content.removeprefix("ToolError: ") if result.is_error else None,
-        "audit": data.get("audit"),
-    }
+    return {"tool": tool, "content": result.content, "is_error": result.is_error, "data": result.data}

@@ -315,22 +315,26 @@ class Workspace:
         order = ", ".join(f"{quote(g.name)} NULLS LAST" for g in groups)
         keep = ", ".join(quote(n) for n in names)
         if src.aggregated:
-            total_groups = None
-            where, params = "TRUE", []
-        else:
-            where, params = "__n >= ?", [k]
-        info = self._materialise(
-            f"SELECT {keep} FROM ({inner}) WHERE {where} ORDER BY {order}",
-            params,
-            src,
-            f"aggregate({src.name})",
-            {},
-            True,
-        )
-        suppressed = 0
-        if not src.aggregated:
-            total_groups = self.conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {s} GROUP BY {gsql})").fetchone()[0]  # type: ignore[index]
-            suppressed = int(total_groups) - info.rows
+            info = self._materialise(
+                f"SELECT {keep} FROM ({inner}) ORDER BY {order}", [], src, f"aggregate({src.name})", {}, True
+            )
+            suppressed = 0
+        else:  # group once into a scratch table; keep the groups of at least k rows
+            scratch = self._phys("__scratch") if not self.schema else f"{quote(self.schema)}.{quote('__scratch')}"
+            self._exec(f"CREATE OR REPLACE TABLE {scratch} AS {inner}")
+            try:
+                info = self._materialise(
+                    f"SELECT {keep} FROM {scratch} WHERE __n >= ? ORDER BY {order}",
+                    [k],
+                    src,
+                    f"aggregate({src.name})",
+                    {},
+                    True,
+                )
+                total = self.conn.execute(f"SELECT count(*) FROM {scratch}").fetchone()[0]  # type: ignore[index]
+            finally:
+                self.conn.execute(f"DROP TABLE IF EXISTS {scratch}")
+            suppressed = int(total) - info.rows
         self.stats.update(suppressed=suppressed > 0, suppressed_groups=suppressed)
         out = {**self._summary(info), "preview": self._preview(info)}
         if suppressed:
@@ -432,12 +436,19 @@ class Workspace:
             sensitive[name] = c.sensitive
             selects.append(f"r.{quote(c.name)} AS {quote(name)}")
         jt = "INNER JOIN" if how == "inner" else "LEFT JOIN"
+        width = rt.rows + 1
+        if lt.rows * width < 2**62:  # one sort key is cheaper than two
+            order, params = "l.__lr * ? + coalesce(r.__rr, 0)", [width]
+        else:
+            order, params = "l.__lr, r.__rr NULLS FIRST", []
         sql = (
             f"SELECT {', '.join(selects)} FROM (SELECT *, rowid AS __lr FROM {self._phys(lt.name)}) l {jt} "
             f"(SELECT *, rowid AS __rr FROM {self._phys(rt.name)}) r ON l.{quote(lk.name)} = r.{quote(rk.name)} "
-            "ORDER BY l.__lr, r.__rr NULLS FIRST"
+            f"ORDER BY {order}"
         )
-        info = self._materialise(sql, [], lt, f"join({lt.name}, {rt.name})", sensitive, lt.aggregated and rt.aggregated)
+        info = self._materialise(
+            sql, params, lt, f"join({lt.name}, {rt.name})", sensitive, lt.aggregated and rt.aggregated
+        )
         self.stats["rows_in"] = lt.rows + rt.rows
         out = self._summary(info)
         if renamed:

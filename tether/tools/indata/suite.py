@@ -24,7 +24,7 @@ from tether.tools.indata.oracle import PLANS
 from tether.tools.indata.policy import PrivacyPolicy
 from tether.tools.indata.questions import LEVELS, SPECS, generate_questions
 from tether.tools.indata.scoring import score_answer
-from tether.tools.indata.toolset import INSTRUCTIONS, InDataTools
+from tether.tools.indata.tools import INSTRUCTIONS, InDataToolSet
 from tether.types import Episode, Task
 
 _SHARED: dict[str, SharedTables] = {}
@@ -106,9 +106,9 @@ class InDataSuite(Suite):
         return list(tasks if n is None else tasks[:n])
 
     def toolset(self, task: Task) -> ToolSet:
-        """A fresh ``InDataTools`` over the task's dataset in an in-memory DuckDB."""
+        """A fresh ``InDataToolSet`` over the task's dataset in an in-memory DuckDB."""
         dataset = task.metadata.get("dataset") or f"{self.domains[0]}:{self.seed}"
-        return InDataTools(build_workspace(dataset, self.policy))
+        return InDataToolSet(build_workspace(dataset, self.policy))
 
     def system_prompt(self, task: Task) -> str:
         """The InData rules for the model."""

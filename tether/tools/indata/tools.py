@@ -1,4 +1,4 @@
-"""``InDataTools``: the secure data-analysis tool set offered to the model.
+"""``InDataToolSet``: the secure data-analysis tool set offered to the model.
 
 The model sees table names, column names and types, row counts and small results; never
 a sensitive value (see ``policy``). Derived tables get handles ``t1``, ``t2``... valid
@@ -35,7 +35,7 @@ INSTRUCTIONS = (
 )
 
 
-class InDataTools(ToolSet):
+class InDataToolSet(ToolSet):
     """The ``indata`` tool set over one ``Workspace``."""
 
     name = "indata"
