@@ -37,8 +37,15 @@ typecheck: venv
 pytest: venv
 	$(BIN)/pytest
 
-test: venv system-deps model lint typecheck
-	$(BIN)/pytest
+# docker engine + offline sandbox image for the docker backend's suites (skipped with a reason if unavailable)
+docker-up: venv system-deps
+	-scripts/docker-up.sh && scripts/build-sandbox-image.sh
+
+docker-down:
+	-scripts/docker-down.sh
+
+test: venv system-deps model lint typecheck docker-up
+	$(BIN)/pytest; rc=$$?; scripts/docker-down.sh; exit $$rc
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -36,7 +36,10 @@ def _mean(values: list[float]) -> float | None:
 
 
 def figures(suite: KnightsKnavesSuite, episodes: list[Episode], decode: Any) -> dict[str, Any]:
-    """The bench's figures for one mode's episodes."""
+    """The bench's figures for one mode's episodes (re-scored from their stored steps)."""
+    for e in episodes:
+        if e.task is not None and e.status != "error":
+            e.rewards, e.reward_errors = suite.score(e.task, e)
     out = dict(suite.summarize(episodes))
     answered = [e for e in episodes if e.metrics.get("n_answers", 0.0) > 0]
     out["answered_rate"] = len(answered) / len(episodes) if episodes else None

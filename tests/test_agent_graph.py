@@ -129,3 +129,12 @@ async def test_rollout_runs_groups_concurrently(store) -> None:  # type: ignore[
     assert len({e.run_id for e in episodes}) == 1
     listed = await store.list_episodes(run_id=episodes[0].run_id)
     assert len(listed) == 8
+
+
+async def test_wall_time_budget_interrupts_a_slow_turn(store) -> None:  # type: ignore[no-untyped-def]
+    model = ScriptedModel([format_tool_call("add", {"a": 1, "b": 1}), "never"], delays=[0.0, 30.0])
+    async with tether.Agent(suite="calc", model=model, store=store, wall_time_s=0.5) as agent:
+        episode = await agent.run("What is 2+2?")
+    assert episode.status == "truncated"
+    assert episode.duration_ms < 5000
+    assert [s.role for s in episode.steps] == ["prompt", "assistant", "tool"]

@@ -84,6 +84,9 @@ def test_scoring_exact_match_and_oolong_numbers() -> None:
     assert score_answer(12, "14") == pytest.approx(0.75**2)
     assert score_answer(12, "Answer: 1,009") == pytest.approx(0.75**997)
     assert score_answer(12, "eleven") == 0.0
+    question = "How many incident reports did the Harbor team file in 2023?"
+    assert score_answer(4, "The Harbor team filed 5 incident reports in 2023.", question) == 0.75
+    assert score_answer(2023, "2023", question) == 1.0  # the only number is kept
     assert score_answer("x", None) == 0.0
     assert extract_answer("think...\nFinal answer: 7") == "7"
     assert normalize("  The  Oslo! ") == "oslo"

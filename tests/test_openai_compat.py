@@ -182,6 +182,26 @@ async def test_generate_reports_sampled_tokens_logprobs_and_sends_sampling_param
     assert "response_format" not in body
 
 
+async def test_an_answer_without_token_ids_is_refused(fake: FakeServer) -> None:
+    body = completion_body("42", [52, 50])
+    del body["choices"][0]["token_ids"]
+    fake.script(Reply(body=body), Reply(body=completion_body("42", [52, 50])))
+    model = model_for(fake)
+    with pytest.raises(ModelError, match="returned no token ids"):
+        await model.generate(MSGS, SamplingParams())
+    mismatched = completion_body("42", [52, 50])
+    mismatched["choices"][0]["token_ids"] = [52, 50, 2]
+    fake.replies[:] = [Reply(body=mismatched)]
+    with pytest.raises(ModelError, match="returned 3 token ids but 2 logprobs"):
+        await model.generate(MSGS, SamplingParams())
+    await model.aclose()
+    plain = model_for(fake, vllm_extensions=False)
+    fake.script(Reply(body=body))
+    assert (await plain.generate(MSGS, SamplingParams())).token_ids == []
+    await plain.aclose()
+    assert "return_token_ids" not in fake.posted[-1]
+
+
 async def test_generate_n_returns_every_choice(fake: FakeServer) -> None:
     fake.script(Reply(body=completion_body("x", [7], n=3)))
     model = model_for(fake)

@@ -42,8 +42,13 @@ def _episode(rng: random.Random, run: str, task: str, reward: float) -> Episode:
         Step(index=3, role="assistant", token_ids=t1, logprobs=[-3.0] * 4, loss_mask=[1] * 4, prompt_token_ids=p1),
     ]
     return Episode(
-        run_id=run, suite="s", task_id=task, task=Task(id=task, suite="s", prompt="q"),
-        status="done", rewards={"total": reward}, steps=steps,
+        run_id=run,
+        suite="s",
+        task_id=task,
+        task=Task(id=task, suite="s", prompt="q"),
+        status="done",
+        rewards={"total": reward},
+        steps=steps,
     )
 
 
@@ -71,11 +76,15 @@ def test_full_and_lora_steps_update_the_right_weights(model_dir: Path, lora: boo
     if lora:
         merged = trainer.merged_state()
         assert set(merged) == set(before)
-        assert not torch.equal(merged["model.layers.0.self_attn.q_proj.weight"], before["model.layers.0.self_attn.q_proj.weight"])
+        assert not torch.equal(
+            merged["model.layers.0.self_attn.q_proj.weight"], before["model.layers.0.self_attn.q_proj.weight"]
+        )
         assert torch.equal(merged["model.layers.0.mlp.up_proj.weight"], before["model.layers.0.mlp.up_proj.weight"])
         # the base weights themselves are untouched (the adapter holds the update)
         base = trainer.base_model.state_dict()
-        assert torch.equal(base["model.layers.0.self_attn.q_proj.base_layer.weight"], before["model.layers.0.self_attn.q_proj.weight"])
+        assert torch.equal(
+            base["model.layers.0.self_attn.q_proj.base_layer.weight"], before["model.layers.0.self_attn.q_proj.weight"]
+        )
     else:
         after = model.state_dict()
         assert not torch.equal(after["model.layers.0.mlp.up_proj.weight"], before["model.layers.0.mlp.up_proj.weight"])

@@ -34,7 +34,7 @@ class _Holder:
 
 
 def _start() -> VLLMServer:
-    server = VLLMServer("local", max_model_len=2048)
+    server = VLLMServer("local", max_model_len=2048, dev_mode=True)
     server.start()
     server.wait_ready(timeout=900)
     return server
@@ -124,6 +124,26 @@ async def test_free_text_stays_possible_under_the_auto_constraint(server: VLLMSe
     assert "<tool_call>" not in free.text and auto.text == free.text and auto.token_ids == free.token_ids
 
 
+async def test_seeded_sampling_is_reproducible_under_concurrency(server: VLLMServer) -> None:
+    """8 seeded requests with ~500-token prompts at once (more than one prefill batch)."""
+    from tether.tools.calls import render_tools_prompt
+
+    system = Message(role="system", content=render_tools_prompt(CalcTools().tools()))
+    msgs = [system, Message(role="user", content="What is 12*7-5?")]
+    seeds = [0, 1, 2, 3, 0, 1, 2, 3]
+    async with OpenAIModel(server.base_url, server.served_name) as model:
+        outs = await asyncio.gather(
+            *[
+                model.generate(msgs, SamplingParams(temperature=1.0, max_tokens=12, seed=s), constrained=False)
+                for s in seeds
+            ]
+        )
+    assert all(len(o.prompt_token_ids) > 300 for o in outs)
+    for a, b in zip(outs[:4], outs[4:], strict=True):
+        assert a.token_ids == b.token_ids
+    assert len({tuple(o.token_ids) for o in outs[:4]}) > 1
+
+
 async def test_streaming_episode_emits_the_sampled_text(server: VLLMServer, db_url: str) -> None:
     deltas: list[str] = []
     steps = []
@@ -175,6 +195,27 @@ def make_lora(model_dir: Path | None, out: Path) -> Path:
     config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(base, config).save_pretrained(str(out))
     return out
+
+
+async def test_full_weights_reloaded_in_place_then_restored(server: VLLMServer) -> None:
+    from safetensors.torch import load_file
+
+    assert server.model_dir is not None
+    state = load_file(str(server.model_dir / "model.safetensors"))
+    key = "model.layers.0.mlp.down_proj.weight"
+    state[key] = state[key] * 0.5
+    msgs = [Message(role="user", content="Name a colour.")]
+    async with OpenAIModel(server.base_url, server.served_name) as model:
+        before = await model.generate(msgs, GREEDY)
+        publisher = WeightPublisher(model)
+        assert await publisher.publish_weights(7, state) == 7
+        changed = await model.generate(msgs, GREEDY)
+        assert await publisher.publish_weights(8, server.model_dir) == 8  # a checkpoint folder: the originals
+        restored = await model.generate(msgs, GREEDY)
+    assert changed.policy_version == 7 and model.served_model == server.served_name
+    assert changed.logprobs[0] != pytest.approx(before.logprobs[0], abs=1e-4)
+    assert restored.policy_version == 8 and restored.token_ids == before.token_ids
+    assert restored.logprobs == pytest.approx(before.logprobs, abs=1e-4)
 
 
 async def test_server_killed_mid_episode_ends_the_episode_in_error(server: VLLMServer, db_url: str) -> None:

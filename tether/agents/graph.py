@@ -14,6 +14,7 @@ node returns, so a killed process loses at most the step in flight.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -68,7 +69,7 @@ class AgentState(TypedDict, total=False):
     last_response: str
     last_token_count: int
     first_answer_ms: float | None
-    n_intermediate: int
+    answers_streamed: int
 
 
 EventSink = Callable[[Any], Awaitable[None]]
@@ -91,6 +92,17 @@ class EpisodeContext:
     constrained: bool | None = None
     started: float = field(default_factory=time.monotonic)
     elapsed_before_ms: float = 0.0
+    _messages: list[Message] = field(default_factory=list)
+    #: the steps this context stored, in order (the episode's steps are the stored ones before + these)
+    steps: list[Step] = field(default_factory=list)
+    last_token_ids: list[int] = field(default_factory=list)
+
+    def messages(self, raw: list[dict[str, Any]]) -> list[Message]:
+        """The state's messages as ``Message`` objects, validating each one only once."""
+        if len(self._messages) > len(raw):
+            self._messages = []
+        self._messages.extend(Message.model_validate(m) for m in raw[len(self._messages) :])
+        return list(self._messages)
 
     def elapsed_ms(self) -> float:
         """Wall-clock milliseconds this episode has run, across resumes."""
@@ -151,11 +163,15 @@ def build_graph(checkpointer: Any = None) -> Any:
 
     async def model_node(state: AgentState, runtime: Runtime[EpisodeContext]) -> dict[str, Any]:
         ctx = runtime.context
-        messages = [Message.model_validate(m) for m in state["messages"]]
+        messages = ctx.messages(state["messages"])
         remaining = ctx.budget["max_new_tokens"] - state.get("new_tokens", 0)
         params = ctx.sampling.model_copy(update={"max_tokens": max(1, min(ctx.sampling.max_tokens, remaining))})
         started = time.perf_counter()
-        completion, answers, answer_ms = await _sample(ctx, messages, params)
+        remaining_s = ctx.budget["wall_time_s"] - ctx.elapsed_ms() / 1000
+        try:
+            completion, answers, answer_ms = await asyncio.wait_for(_sample(ctx, messages, params), remaining_s)
+        except TimeoutError:  # the wall-time budget ran out mid-turn: the unfinished turn is dropped
+            return {"status": "truncated", "elapsed_ms": ctx.elapsed_ms()}
         duration = (time.perf_counter() - started) * 1000
         parsed = parse_tool_calls(completion.text, ctx.toolset)
         index = state.get("next_index", 1)
@@ -172,6 +188,8 @@ def build_graph(checkpointer: Any = None) -> Any:
             duration_ms=duration,
         )
         await ctx.store.add_step(ctx.episode_id, step)
+        ctx.steps.append(step)
+        ctx.last_token_ids = completion.token_ids
         if ctx.emit is not None:
             await ctx.emit(StepCompleted(episode_id=ctx.episode_id, step=step))
         assistant = Message(
@@ -190,7 +208,7 @@ def build_graph(checkpointer: Any = None) -> Any:
             "last_response": completion.text,
             "last_token_count": len(completion.token_ids),
             "first_answer_ms": first_ms,
-            "n_intermediate": state.get("n_intermediate", 0) + len(answers),
+            "answers_streamed": state.get("answers_streamed", 0) + len(answers),
             "elapsed_ms": ctx.elapsed_ms(),
         }
         if not parsed.attempted:
@@ -231,6 +249,7 @@ def build_graph(checkpointer: Any = None) -> Any:
             duration_ms=(time.perf_counter() - started) * 1000,
         )
         await ctx.store.add_step(ctx.episode_id, step)
+        ctx.steps.append(step)
         if ctx.emit is not None:
             await ctx.emit(StepCompleted(episode_id=ctx.episode_id, step=step))
         update: dict[str, Any] = {

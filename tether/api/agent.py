@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import time
 import traceback
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from tether.agents.graph import AgentState, Budget, EpisodeContext, build_graph
@@ -160,6 +160,31 @@ class Agent:
         """Run one episode to the end and return it (with steps and rewards)."""
         return await self._episode(self._task(task), emit=None)
 
+    async def run_many(
+        self,
+        tasks: Sequence[Task | str],
+        *,
+        concurrency: int = 8,
+        group: int = 1,
+        progress: Callable[[Episode], None] | None = None,
+    ) -> list[Episode]:
+        """Run every task ``group`` times, at most ``concurrency`` at once; episodes in task order.
+
+        ``progress`` (optional) is called with each finished episode.
+        """
+        if concurrency < 1:
+            raise UserError("Concurrency must be at least 1.")
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(task: Task | str) -> Episode:
+            async with gate:
+                episode = await self.run(task)
+            if progress is not None:
+                progress(episode)
+            return episode
+
+        return list(await asyncio.gather(*(one(task) for task in tasks for _ in range(group))))
+
     async def stream(self, task: Task | str) -> AsyncIterator[Event]:
         """Run one episode, yielding typed events as they happen; the last is ``EpisodeFinished``."""
         queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -228,6 +253,7 @@ class Agent:
             await emit(EpisodeStarted(episode_id=episode.id, task=task))
         config = {"configurable": {"thread_id": episode.id}}
         final: dict[str, Any] = {}
+        ctx: EpisodeContext | None = None
         try:
             async with self.suite.toolset(task) as toolset:
                 ctx = EpisodeContext(
@@ -266,31 +292,37 @@ class Agent:
             episode.status, episode.error = "error", f"{type(exc).__name__}: {exc}"
         except Exception:  # anything else is a bug: store the traceback
             episode.status, episode.error = "error", traceback.format_exc()
-        episode.metrics.update(self._metrics(final))
+        if ctx is not None:
+            episode.steps.extend(ctx.steps)
+        episode.metrics.update(self._metrics(final, ctx))
         episode.finished_at = utcnow()
         episode.duration_ms = float(final.get("elapsed_ms") or (time.monotonic() - started) * 1000)
         if episode.status != "error":
             episode.rewards, episode.reward_errors = self.suite.score(task, episode)
         await self.store.finish_episode(episode)
-        stored = await self.store.get_episode(episode.id)
-        if stored is not None:
-            episode = stored
         if emit is not None:
             await emit(EpisodeFinished(episode=episode))
         return episode
 
-    def _metrics(self, state: dict[str, Any]) -> dict[str, float]:
+    def _metrics(self, state: dict[str, Any], ctx: EpisodeContext | None) -> dict[str, float]:
         metrics = {
             "turns": float(state.get("turns", 0)),
             "tool_calls": float(state.get("tool_calls", 0)),
             "invalid_calls": float(state.get("invalid_calls", 0)),
             "new_tokens": float(state.get("new_tokens", 0)),
-            "n_intermediate": float(state.get("n_intermediate", 0)),
+            "answers_streamed": float(state.get("answers_streamed", 0)),
         }
+        if state.get("first_answer_ms") is not None:
+            metrics["ttfa_ms"] = float(state["first_answer_ms"])
         if state.get("last_response") is not None:
+            decode = getattr(getattr(self.model, "tokenizer", None), "decode", None)
             metrics.update(
                 self.mode.metrics(
-                    state.get("last_response", ""), int(state.get("last_token_count", 0)), state.get("first_answer_ms")
+                    state.get("last_response", ""),
+                    int(state.get("last_token_count", 0)),
+                    state.get("first_answer_ms"),
+                    token_ids=ctx.last_token_ids if ctx is not None and ctx.last_token_ids else None,
+                    decode=(lambda ids: decode(ids, skip_special_tokens=True)) if decode is not None else None,
                 )
             )
         return metrics
@@ -342,17 +374,5 @@ async def rollout(
     ``progress`` (optional) is called with each finished episode. Returns the episodes in
     task order (each task's ``group`` samples together).
     """
-    if concurrency < 1:
-        raise UserError("Concurrency must be at least 1.")
     async with Agent(suite=suite, model=model, store=store, run=run, **agent_options) as agent:
-        gate = asyncio.Semaphore(concurrency)
-
-        async def one(task: Task | str) -> Episode:
-            async with gate:
-                episode = await agent.run(task)
-            if progress is not None:
-                progress(episode)
-            return episode
-
-        jobs = [one(task) for task in tasks for _ in range(group)]
-        return list(await asyncio.gather(*jobs))
+        return await agent.run_many(tasks, concurrency=concurrency, group=group, progress=progress)

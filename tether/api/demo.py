@@ -15,10 +15,15 @@ from tether.api.progress import EpisodeProgress
 from tether.models import ChatModel, load_model
 from tether.store import open_store
 from tether.suites import get_suite
-from tether.types import Episode, Run
+from tether.types import Episode, Run, SamplingParams
 
-#: (suite name, suite options, number of episodes relative to ``n``) run by the demo
-DEMO_SUITES: list[tuple[str, dict[str, Any], float]] = [("calc", {}, 1.0)]
+#: (suite name, suite options, episodes relative to ``n``) run by the demo: calculator tool use,
+#: InData Easy questions, and one long-context question over a 2,000-document corpus.
+DEMO_SUITES: list[tuple[str, dict[str, Any], float]] = [
+    ("calc", {}, 1.0),
+    ("indata", {"level": "easy", "per_template": 2}, 0.5),
+    ("longctx", {"size": 2000, "mode": "fs"}, 0.2),
+]
 
 
 def _row(suite: str, episodes: list[Episode], seconds: float) -> dict[str, Any]:
@@ -36,8 +41,12 @@ def _row(suite: str, episodes: list[Episode], seconds: float) -> dict[str, Any]:
 
 
 async def run_demo(n: int = 6, model: str | ChatModel = "local", store: str | None = None,
-                   progress: bool = True) -> dict[str, Any]:
-    """Run the demo batch; returns per-suite rows, run ids and the store URL."""
+                   progress: bool = True, concurrency: int = 4) -> dict[str, Any]:
+    """Run the demo batch; returns per-suite rows, run ids and the store URL.
+
+    Episodes of a suite run ``concurrency`` at a time (the local backend batches them).
+    """
+
     chat_model = load_model(model) if isinstance(model, str) else model
     db = await open_store(store)
     rows, runs = [], []
@@ -48,13 +57,11 @@ async def run_demo(n: int = 6, model: str | ChatModel = "local", store: str | No
             tasks = suite.tasks(n=count, seed=0)
             run = Run(kind="demo", suite=suite_name, model=chat_model.name, config=options)
             started = time.monotonic()
-            episodes = []
-            async with Agent(suite=suite, model=chat_model, store=db, run=run, max_turns=6) as agent:
+            sampling = SamplingParams(temperature=0.0, max_tokens=128)
+            async with Agent(suite=suite, model=chat_model, store=db, run=run, max_turns=4, max_new_tokens=384,
+                             sampling=sampling) as agent:
                 with EpisodeProgress(total=len(tasks), label=f"demo {suite_name}", enabled=progress) as bar:
-                    for task in tasks:
-                        episode = await agent.run(task)
-                        bar.advance(episode)
-                        episodes.append(episode)
+                    episodes = await agent.run_many(tasks, concurrency=concurrency, progress=bar.advance)
             rows.append(_row(suite_name, episodes, time.monotonic() - started))
             runs.append(run.id)
         return {"suites": rows, "runs": runs, "store": db.url}

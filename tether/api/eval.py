@@ -40,7 +40,7 @@ def generic_figures(episodes: list[Episode]) -> dict[str, Any]:
 
 def vote_figures(episodes: list[Episode]) -> dict[str, Any]:
     """Majority vote over each task's samples: the voted answer is correct when a sample giving it was."""
-    from tether.suites.voting import majority_vote, normalize_answer
+    from tether.training.rewards import majority_vote, normalize_answer
 
     by_task: dict[str, list[Episode]] = defaultdict(list)
     for e in episodes:
@@ -70,8 +70,6 @@ async def evaluate(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run and score ``n`` tasks (``samples`` each); return the report (also stored as rewards)."""
-    import asyncio
-
     suite = get_suite(suite_name, **(suite_options or {}))
     tasks = suite.tasks(n=n, seed=seed)
     temp = temperature if temperature is not None else (0.7 if samples > 1 else 0.0)
@@ -81,16 +79,8 @@ async def evaluate(
     started = time.monotonic()
     async with Agent(suite=suite, model=model, store=store, reasoning=reasoning, run=run,
                      max_turns=max_turns, sampling=sampling) as agent:
-        gate = asyncio.Semaphore(concurrency)
         with EpisodeProgress(total=len(tasks) * samples, label=f"eval {suite_name}", enabled=progress) as bar:
-
-            async def one(task: Any) -> Episode:
-                async with gate:
-                    episode = await agent.run(task)
-                bar.advance(episode)
-                return episode
-
-            episodes = list(await asyncio.gather(*(one(t) for t in tasks for _ in range(samples))))
+            episodes = await agent.run_many(tasks, concurrency=concurrency, group=samples, progress=bar.advance)
         report: dict[str, Any] = {"suite": suite_name, "model": run.model, "run": run.id, "reasoning": reasoning}
         report.update(generic_figures(episodes))
         report["time_s"] = time.monotonic() - started

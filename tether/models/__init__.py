@@ -5,6 +5,7 @@ Specs:
   ``openai:http://HOST:PORT/v1#MODEL``      any OpenAI-compatible server (vLLM)
   ``vllm:/path/to/hf_folder``               vLLM's async engine in-process
   ``scripted:FILE.jsonl``                   replays scripted outputs (tests)
+  ``expert`` / ``oracle``                   scripted policies of the longctx / indata suites
 
 Backends import their heavy dependency only when built.
 """
@@ -26,6 +27,9 @@ BACKENDS: dict[str, str] = {
     "openai": "tether.models.openai_compat:from_spec",
     "vllm": "tether.models.vllm_engine:from_spec",
     "scripted": "tether.models.scripted_spec:from_spec",
+    # scripted expert policies of the benchmark suites (they prove the tools suffice)
+    "expert": "tether.tools.fs.expert:from_spec",
+    "oracle": "tether.tools.indata.oracle:from_spec",
 }
 
 

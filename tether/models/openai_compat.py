@@ -294,6 +294,22 @@ class OpenAIModel:
             return ModelError(f"The model server at {self.base_url} kept failing ({last}) after {attempts} attempts.")
         return ModelError(f"Cannot reach the model server at {self.base_url} ({last}, {attempts} attempts).")
 
+    def _checked(self, completion: Completion) -> Completion:
+        """RL trains on exactly what was sampled: refuse answers that lack it."""
+        if not self.vllm_extensions:
+            return completion
+        if completion.text and not completion.token_ids:
+            raise ModelError(
+                f"The model server at {self.base_url} returned no token ids: it needs vLLM's return_token_ids "
+                "(vLLM >= 0.10.2), or build the model with vllm_extensions=False."
+            )
+        if len(completion.logprobs) != len(completion.token_ids):
+            raise ModelError(
+                f"The model server at {self.base_url} returned {len(completion.token_ids)} token ids "
+                f"but {len(completion.logprobs)} logprobs."
+            )
+        return completion
+
     def _completion(self, choice: dict[str, Any], data: dict[str, Any]) -> Completion:
         message = choice.get("message") or {}
         return Completion(
@@ -336,7 +352,7 @@ class OpenAIModel:
         choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
         if not choices:
             raise ModelError(f"The model server at {self.base_url} returned no choices.")
-        out = [self._completion(c, data) for c in choices]
+        out = [self._checked(self._completion(c, data)) for c in choices]
         for c in out:
             c.policy_version = version
         return out
@@ -377,14 +393,16 @@ class OpenAIModel:
                         started = True
                         if delta:
                             yield delta
-                    yield Completion(
-                        text="".join(state.text),
-                        token_ids=state.token_ids,
-                        logprobs=state.logprobs,
-                        prompt_token_ids=state.prompt_token_ids,
-                        finish_reason=state.finish_reason,
-                        model=state.model or model,
-                        policy_version=version,
+                    yield self._checked(
+                        Completion(
+                            text="".join(state.text),
+                            token_ids=state.token_ids,
+                            logprobs=state.logprobs,
+                            prompt_token_ids=state.prompt_token_ids,
+                            finish_reason=state.finish_reason,
+                            model=state.model or model,
+                            policy_version=version,
+                        )
                     )
                     return
             except httpx.TimeoutException as exc:

@@ -133,6 +133,7 @@ class VLLMEngineModel:
             kwargs.update(enable_lora=True, max_lora_rank=opts["max_lora_rank"], max_loras=2)
         if not gpu:
             kwargs["kv_cache_memory_bytes"] = int(float(opts["kv_cache_gib"]) * 2**30)
+            kwargs["enable_chunked_prefill"] = False  # seeded requests crash chunked prefill on CPU
         kwargs.update(self._engine_kwargs)
         engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
         tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))

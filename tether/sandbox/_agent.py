@@ -188,7 +188,17 @@ class AgentSandbox(ABC):
             self._started = True
         return self
 
-    async def _relaunch(self) -> None:
+    def _workspace_in_namespace(self) -> bool:
+        """True when ``/work`` and ``/tmp`` live inside the isolation (lost on restart unless packed)."""
+        return False
+
+    async def _relaunch(self, *, keep: bool = True) -> None:
+        saved: dict[str, Any] | None = None
+        if keep and self._conn is not None and not self._conn.broken and self._workspace_in_namespace():
+            try:  # carry /work and /tmp over to the new isolation
+                saved = await self._conn.call({"op": "pack", "roots": [WORKSPACE, "/tmp"]}, 120)
+            except AgentLost:
+                saved = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -207,6 +217,12 @@ class AgentSandbox(ABC):
         if not hello.get("ok"):
             await self._teardown()
             raise SandboxError(f"{self.backend} sandbox agent did not answer: {hello.get('error')}")
+        if saved is not None and saved.get("ok") and isinstance(saved.get("data"), str):
+            try:
+                await conn.call({"op": "unpack", "data": saved["data"]}, 120)
+            except AgentLost as exc:
+                await self._teardown()
+                raise SandboxError(f"{self.backend} sandbox failed to restore its workspace ({exc})") from exc
         self._conn = conn
 
     async def close(self) -> None:
@@ -407,13 +423,13 @@ class AgentSandbox(ABC):
         if self._mounts:
             self._mounts = []
             async with self._restart_lock:
-                await self._relaunch()
+                await self._relaunch(keep=False)
         request = {"op": "reset", "wipe": self._wipe_roots()}
         try:
             await self._call(request, 60)
         except AgentLost:
             async with self._restart_lock:
-                await self._relaunch()
+                await self._relaunch(keep=False)
             await self._call(request, 60)
 
     def _wipe_roots(self) -> list[str]:

@@ -429,6 +429,36 @@ def own_cpu():
     return t.user + t.system
 
 
+def op_pack(req):
+    """A tar of the given sandbox folders (symlinks kept as links), to carry them over a restart."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for root in req.get("roots", [WORK]):
+            real = to_real(root)
+            if os.path.isdir(real):
+                for name in sorted(os.listdir(real)):
+                    tar.add(os.path.join(real, name), arcname=root.strip("/") + "/" + name)
+    return {"ok": True, "data": b64(buf.getvalue())}
+
+
+def op_unpack(req):
+    """Extract a ``pack`` tar under / (only its /work and /tmp members)."""
+    import io
+    import tarfile
+
+    data = base64.b64decode(req["data"])
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+        members = [m for m in tar.getmembers() if m.name.split("/")[0] in ("work", "tmp") and ".." not in m.name]
+        if hasattr(tarfile, "tar_filter"):
+            tar.extractall(to_real("/"), members=members, filter="tar")
+        else:  # python < 3.11.4: members were checked above
+            tar.extractall(to_real("/"), members=members)
+    return {"ok": True}
+
+
 def handle(req):
     op = req.get("op")
     if op == "ping":
@@ -441,6 +471,10 @@ def handle(req):
         return op_write(req)
     if op == "reset":
         return op_reset(req)
+    if op == "pack":
+        return op_pack(req)
+    if op == "unpack":
+        return op_unpack(req)
     return {"ok": False, "kind": "error", "error": f"unknown op {op!r}"}
 
 

@@ -12,7 +12,9 @@ Isolation (each sandbox):
 - as root: bwrap runs as a fresh unprivileged host uid per sandbox (so host-root files
   are not the sandbox's, RLIMIT_NPROC binds and sandboxes cannot touch each other), in
   its own cgroup (pids, memory with OOM-kill accounting, one CPU), with ``/work`` and
-  ``/tmp`` on one size-capped tmpfs. Not root: bwrap runs as the invoking user with rlimits only.
+  ``/tmp`` on one size-capped host tmpfs. Not root: bwrap runs as the invoking user with
+  rlimits only, and ``/work`` and ``/tmp`` are size-capped tmpfs inside the namespace
+  (the agent carries them over restarts).
 - per command: CPU seconds, address space, processes, file size, wall timeout that kills
   the whole tree, output cap, and every leftover process killed when the call returns.
 
@@ -166,10 +168,13 @@ class BwrapSandbox(AgentSandbox):
             "--proc", "/proc",
             "--dev", "/dev",
             "--size", str(min(64, self.limits.workspace_mb) << 20), "--tmpfs", "/dev/shm",
-            "--bind", str(self._workspace.tmp), "/tmp",
-            "--bind", str(self._work), WORKSPACE,
             "--ro-bind", str(state / "agent.py"), "/.tether/agent.py",
         ]  # fmt: skip
+        if self._workspace_in_namespace():  # no size-capped host tmpfs: cap it inside instead
+            size = str(self.limits.workspace_mb << 20)
+            args += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", WORKSPACE]
+        else:
+            args += ["--bind", str(self._workspace.tmp), "/tmp", "--bind", str(self._work), WORKSPACE]
         for d in extra_binds:
             args += ["--ro-bind", d, d]
         self._fds = []
@@ -193,6 +198,11 @@ class BwrapSandbox(AgentSandbox):
         ]
         args += ["--", python, "-I", "-S", "/.tether/agent.py", *self._agent_args(sweep=True)]
         return args
+
+    def _workspace_in_namespace(self) -> bool:
+        # Without a size-capped host tmpfs (not root), /work and /tmp are size-capped tmpfs
+        # inside the namespace; restarts (put_dir, a killed agent) carry them over via the agent.
+        return not self._workspace.mounted
 
     def _sandbox_host_uid(self) -> int | None:
         return self.host_uid if self.is_root else None

@@ -16,6 +16,7 @@ from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
 PREFIX = "tether"
+_collected = False
 
 
 def _write(path: Path, value: str) -> bool:
@@ -24,6 +25,26 @@ def _write(path: Path, value: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def collect_stale_cgroups() -> int:
+    """Remove empty ``tether/bwrap-<uid>-<pid>`` cgroups whose creating process is gone."""
+    removed = 0
+    for d in ROOT.glob(f"*/{PREFIX}/bwrap-*-*"):
+        pid = d.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        with contextlib.suppress(OSError):
+            d.rmdir()  # fails (and is kept) while processes remain in it
+            removed += 1
+    return removed
 
 
 class SandboxCgroup:
@@ -38,6 +59,10 @@ class SandboxCgroup:
         """Create the cgroup ``tether/<name>``; ``None`` when cgroups cannot be managed here."""
         if os.geteuid() != 0:
             return None
+        global _collected
+        if not _collected:
+            _collected = True
+            collect_stale_cgroups()
         mem = str(memory_mb << 20)
         if (ROOT / "cgroup.controllers").exists():  # pure v2
             base = ROOT / PREFIX

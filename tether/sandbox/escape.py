@@ -430,9 +430,11 @@ async def agent_tampering(ctx: CheckContext) -> str:
     )
     r = await ctx.sandbox.exec(["python3", "-c", code], timeout=20)
     expect("MEM-READ" not in r.stdout and "ptrace 0" not in r.stdout, f"agent reachable: {show(r)}")
+    expect("fds refused" in r.stdout, f"the agent's pipes are reachable through /proc/1/fd: {show(r)}")
     r2 = await ctx.sandbox.exec("kill -9 1; kill -9 $PPID; sleep 0.2; echo after", timeout=20)
     await still_works(ctx)
-    return f"agent not traceable; kill attempts {'survived' if 'after' in r2.stdout else 'recovered by restart'}"
+    how = "survived" if "after" in r2.stdout else "recovered by restart"
+    return f"agent not traceable, its pipes unreachable; kill attempts {how}"
 
 
 @ESCAPE.check

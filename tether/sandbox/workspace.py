@@ -7,10 +7,51 @@ cannot fill the host disk or memory past ``workspace_mb``; otherwise plain temp 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
+
+_collected = False
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists (on this host's pid namespace)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def collect_stale_workspaces() -> int:
+    """Unmount and delete workspaces left by tether processes that died without closing them.
+
+    Only folders named ``tether-<backend>-<pid>-*`` in the temp dir whose pid is gone are
+    touched; runs once per process. Returns how many were removed.
+    """
+    global _collected
+    if _collected:
+        return 0
+    _collected = True
+    removed = 0
+    for state in Path(tempfile.gettempdir()).glob("tether-*-*-*"):
+        m = re.fullmatch(r"tether-(bwrap|docker)-(\d+)-.+", state.name)
+        if not m or int(m.group(2)) == os.getpid() or pid_alive(int(m.group(2))):
+            continue
+        fs = state / "fs"
+        if os.path.ismount(fs):
+            subprocess.run(["umount", "-l", str(fs)], capture_output=True, check=False)
+        if not os.path.ismount(fs):
+            with contextlib.suppress(OSError):
+                shutil.rmtree(state)
+                removed += 1
+    return removed
 
 
 class HostWorkspace:
@@ -30,7 +71,8 @@ class HostWorkspace:
         """Create (once) and return the workspace folder (``self.tmp`` is the /tmp folder)."""
         if self.work is not None:
             return self.work
-        state = Path(tempfile.mkdtemp(prefix=self.prefix))
+        collect_stale_workspaces()
+        state = Path(tempfile.mkdtemp(prefix=f"{self.prefix}{os.getpid()}-"))
         state.chmod(0o711)
         fs = state / "fs"
         fs.mkdir(mode=0o711)

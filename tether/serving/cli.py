@@ -27,13 +27,22 @@ def serve_model(
     max_model_len: int = typer.Option(2048, "--max-model-len", help="Context length."),
     lora: bool = typer.Option(True, "--lora/--no-lora", help="Allow runtime LoRA adapters (weight publishing)."),
     compile: bool = typer.Option(False, "--compile/--eager", help="CPU only: compile the graph (slow start)."),
+    dev_mode: bool = typer.Option(
+        False, "--dev-mode", help="Enable vLLM's dev endpoints (in-place full-weight reload); loopback only."
+    ),
     timeout: float = typer.Option(900.0, "--timeout", help="Seconds to wait for the server to be ready."),
 ) -> None:
     """Start vLLM's OpenAI-compatible server on 127.0.0.1 and serve until interrupted."""
     if port is not None and not 0 < port < 65536:
         raise UserError(f"--port must be between 1 and 65535, not {port}.")
     server = VLLMServer(
-        model, port=port, served_name=name, max_model_len=max_model_len, enable_lora=lora, compile=compile
+        model,
+        port=port,
+        served_name=name,
+        max_model_len=max_model_len,
+        enable_lora=lora,
+        compile=compile,
+        dev_mode=dev_mode,
     )
     stop = threading.Event()
 

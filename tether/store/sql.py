@@ -156,13 +156,14 @@ class SqlStore:
 
     async def _write_loop(self) -> None:
         carry: Any = None
+        batch: list[_Op] = []
         try:
             while True:
                 item = carry if carry is not None else await self._queue.get()
                 carry = None
                 if item is _STOP:
                     return
-                batch: list[_Op] = [item]
+                batch = [item]
                 # a delete is a barrier: it commits alone, so every write keeps its order around it
                 while item.kind != _DELETE and len(batch) < self.max_batch and not self._queue.empty():
                     item = self._queue.get_nowait()
@@ -171,11 +172,15 @@ class SqlStore:
                         break
                     batch.append(item)
                 await self._commit(batch)
+                batch = []
         except BaseException as exc:  # never leave a caller waiting forever
-            self._fail_pending(exc)
+            self._fail_pending(exc, batch + ([carry] if isinstance(carry, _Op) else []))
             raise
 
-    def _fail_pending(self, exc: BaseException) -> None:
+    def _fail_pending(self, exc: BaseException, batch: list[_Op]) -> None:
+        for op in batch:
+            if not op.future.done():
+                op.future.set_exception(StoreError(f"Cannot {op.what}: the store writer stopped ({exc!r})."))
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if isinstance(item, _Op) and not item.future.done():

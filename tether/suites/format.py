@@ -1,82 +1,60 @@
-"""The ``format`` suite: answer small sums by calling the ``submit`` tool — a format-bound task.
+"""The ``format`` suite: small sums answered with the bare number — a format-bound task.
 
-Made for the RL demo (``make train-demo``): the untrained SmolLM2-135M mostly answers in
-prose or writes broken calls, yet it can learn quickly to emit the one valid call
-
-    <tool_call>{"name": "submit", "arguments": {"answer": 12}}</tool_call>
+Made for the RL demo (``make train-demo``): the untrained SmolLM2-135M usually knows the
+sum but wraps it in prose (``"4 + 1 = 5."``, ``"The answer is 5"``); reinforcement from
+its own episodes teaches it to reply with just the number, quickly. No tools are offered
+(the prompt stays short, so rollouts are cheap on a CPU).
 
 Tasks: ``What is A + B?`` with A, B in 1..``max_operand`` (default 9), deterministic per
 split and seed (``train`` and ``test`` draw from different streams). Rewards (``total``
 is their weighted sum, in [0, 1]):
 
-* ``tagged`` (0.25): the first model turn contains ``<tool_call>``;
-* ``submitted`` (0.25): the episode ended through a valid ``submit`` call;
-* ``correct`` (0.5): the submitted answer equals A + B.
+* ``correct`` (0.5): the last number in the answer equals A + B;
+* ``exact`` (0.5): the answer is exactly that number and nothing else.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from typing import Any
 
 from tether.suites.base import RewardFn, Suite
-from tether.tools.base import ToolSet, tool
-from tether.tools.calls import OPEN
+from tether.tools.base import ToolSet
 from tether.types import Episode, Task
 
-
-class SubmitTools(ToolSet):
-    """One terminal tool, ``submit``."""
-
-    name = "format"
-
-    @tool(terminal=True)
-    async def submit(self, answer: int) -> int:
-        """Submit the final answer and end the task.
-
-        Args:
-            answer: the answer, a whole number
-        """
-        return answer
+_NUMBER = re.compile(r"-?\d+")
 
 
-def _submitted(episode: Episode) -> str | None:
-    for step in episode.steps:
-        if step.role != "tool":
-            continue
-        for r in step.tool_results:
-            if r.name == "submit" and not r.is_error:
-                return r.content
-    return None
+class NoTools(ToolSet):
+    """An empty tool set: the answer is the model's plain reply."""
+
+    name = "none"
 
 
-def tagged(task: Task, episode: Episode) -> float:
-    """1.0 when the first model turn contains ``<tool_call>``."""
-    turns = episode.model_steps
-    return float(bool(turns) and OPEN in turns[0].text)
-
-
-def submitted(task: Task, episode: Episode) -> float:
-    """1.0 when the episode ended through a valid ``submit`` call."""
-    return float(_submitted(episode) is not None)
+def _gold(task: Task) -> int:
+    if task.gold is None:
+        raise ValueError("task has no gold answer")
+    return int(task.gold)
 
 
 def correct(task: Task, episode: Episode) -> float:
-    """1.0 when the submitted answer equals the gold sum."""
-    if task.gold is None:
-        raise ValueError("task has no gold answer")
-    got = _submitted(episode)
-    try:
-        return float(got is not None and int(float(got)) == int(task.gold))
-    except ValueError:
-        return 0.0
+    """1.0 when the last number in the final answer equals the gold sum."""
+    gold = _gold(task)
+    found = _NUMBER.findall(episode.final_answer or "")
+    return float(bool(found) and int(found[-1]) == gold)
+
+
+def exact(task: Task, episode: Episode) -> float:
+    """1.0 when the final answer is exactly the gold number (surrounding whitespace aside)."""
+    return float((episode.final_answer or "").strip() == str(_gold(task)))
 
 
 class FormatSuite(Suite):
-    """Small sums answered through a ``submit`` tool call."""
+    """Small sums answered with the bare number."""
 
     name = "format"
-    description = "small sums answered with one valid submit tool call (RL demo)"
+    description = "small sums answered with just the number (format-bound RL demo)"
 
     def __init__(self, max_operand: int = 9, **options: Any) -> None:
         super().__init__(max_operand=max_operand, **options)
@@ -88,31 +66,26 @@ class FormatSuite(Suite):
         out = []
         for i in range(n if n is not None else 200):
             a, b = rng.randint(1, self.max_operand), rng.randint(1, self.max_operand)
-            out.append(
-                Task(id=f"format-{split}-{seed}-{i}", suite=self.name, prompt=f"What is {a} + {b}?", gold=a + b)
-            )
+            out.append(Task(id=f"format-{split}-{seed}-{i}", suite=self.name, prompt=f"What is {a} + {b}?", gold=a + b))
         return out
 
     def toolset(self, task: Task) -> ToolSet:
-        """A fresh ``submit`` tool."""
-        return SubmitTools()
+        """No tools."""
+        return NoTools()
 
     def system_prompt(self, task: Task) -> str:
-        """The instruction with one worked example of the call."""
-        return (
-            "Answer the question by calling the submit tool with the number. Example:\n"
-            "What is 2 + 3?\n"
-            '<tool_call>{"name": "submit", "arguments": {"answer": 5}}</tool_call>'
-        )
+        """Ask for the bare number, with one example."""
+        return 'You answer arithmetic questions with just the number. For example, for "What is 2 + 3?" you reply "5".'
+
 
     def rewards(self) -> dict[str, tuple[float, RewardFn]]:
-        """``tagged`` 0.25, ``submitted`` 0.25, ``correct`` 0.5."""
-        return {"tagged": (0.25, tagged), "submitted": (0.25, submitted), "correct": (0.5, correct)}
+        """``correct`` 0.5, ``exact`` 0.5."""
+        return {"correct": (0.5, correct), "exact": (0.5, exact)}
 
     def summarize(self, episodes: list[Episode]) -> dict[str, Any]:
         """Rates of each reward over scored episodes."""
         out: dict[str, Any] = {}
-        for key in ("tagged", "submitted", "correct"):
+        for key in ("correct", "exact"):
             vals = [e.rewards.get(key) for e in episodes if e.rewards.get(key) is not None]
             out[f"{key}_rate"] = (sum(v or 0.0 for v in vals) / len(vals)) if vals else None
         return out

@@ -168,8 +168,10 @@ def episode_sequences(episode: Episode, *, max_len: int | None = None) -> tuple[
 
     seqs: list[TokenSequence] = []
     if merged:
-        ids, mask, lps = list(turns[0].prompt_token_ids), [0] * len(turns[0].prompt_token_ids), [0.0] * len(
-            turns[0].prompt_token_ids
+        ids, mask, lps = (
+            list(turns[0].prompt_token_ids),
+            [0] * len(turns[0].prompt_token_ids),
+            [0.0] * len(turns[0].prompt_token_ids),
         )
         for k, t in enumerate(turns):
             if k > 0:

@@ -59,6 +59,7 @@ class LoopConfig:
     eval_every: int = 0
     eval_tasks: int = 32
     keep_checkpoints: int = 2
+    save_every: int = 1
     seed: int = 0
     suite_options: dict[str, Any] = field(default_factory=dict)
 
@@ -248,7 +249,10 @@ class OnlineLoop:
             evals = await self.evaluate()
             metrics["eval_reward"] = mean_reward(evals)
         await self.store.add_metrics(self.run.id, self.trainer.step, metrics)
-        await asyncio.to_thread(_save, self.trainer, self.root, self.cfg.keep_checkpoints, {"run_id": self.run.id})
+        if self.cfg.save_every and (
+            self.trainer.step % self.cfg.save_every == 0 or self.trainer.step == self.cfg.steps
+        ):
+            await asyncio.to_thread(_save, self.trainer, self.root, self.cfg.keep_checkpoints, {"run_id": self.run.id})
         self.history.append(metrics)
         return metrics
 

@@ -85,7 +85,8 @@ class ServerPublisher:
         """Write the adapter (LoRA) or pass the state dict (full), then publish it as ``version``."""
         if trainer.config.lora:
             path = self.folder / f"policy-v{version}"
-            await asyncio.to_thread(trainer.model.save_pretrained, str(path))  # type: ignore[operator]
+            save: Any = trainer.model.save_pretrained
+            await asyncio.to_thread(save, str(path))
             self._written.append(path)
             served = int(await self.target.publish_weights(version, path))
             while len(self._written) > self.keep:

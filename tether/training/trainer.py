@@ -98,7 +98,11 @@ def seed_everything(seed: int) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -124,16 +128,6 @@ def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tenso
         logits[:, :-1].reshape(-1, vocab).float(), input_ids[:, 1:].reshape(-1), reduction="none"
     ).view(n, length - 1)
     return torch.cat([torch.zeros_like(lp[:, :1]), lp], dim=1)
-
-
-def masked_entropy(logits: torch.Tensor, mask: torch.Tensor) -> tuple[float, int]:
-    """(sum of the predictive entropies at the masked positions, their count); no gradient."""
-    with torch.no_grad():
-        sel = logits[:, :-1][mask[:, 1:] > 0].float()
-        if sel.numel() == 0:
-            return 0.0, 0
-        logp = torch.log_softmax(sel, dim=-1)
-        return float(-(logp.exp() * logp).sum(-1).sum()), int(sel.shape[0])
 
 
 class Trainer:
@@ -211,7 +205,7 @@ class Trainer:
         deltas: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             for name, module in self.base_model.named_modules():
-                if isinstance(module, LoraLayer):
+                if isinstance(module, LoraLayer) and hasattr(module, "get_delta_weight"):
                     for adapter in module.active_adapters:
                         if adapter in module.lora_A:
                             delta = module.get_delta_weight(adapter)
@@ -235,22 +229,42 @@ class Trainer:
         else:
             yield
 
-    def _forward(self, model: nn.Module, tb: TensorBatch, hidden: bool = False) -> Any:
+    def _forward(
+        self, model: nn.Module, tb: TensorBatch, hidden: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """``(logp, logits, output)``: per-token logprobs [n, L] (0 off the mask) and the logits
+        at the trained positions only ([n_trained, V]; the LM head runs on nothing else)."""
+        mask = tb.loss_mask > 0
+        rows, cols = mask[:, 1:].nonzero(as_tuple=True)
+        keep = torch.zeros_like(mask)
+        keep[:, :-1] = mask[:, 1:]
         with self._autocast():
-            return model(
-                input_ids=tb.input_ids, attention_mask=tb.attention_mask, output_hidden_states=hidden, use_cache=False
+            out = model(
+                input_ids=tb.input_ids,
+                attention_mask=tb.attention_mask,
+                output_hidden_states=hidden,
+                use_cache=False,
+                logits_to_keep=keep,
             )
+        logits = out.logits
+        if logits.dim() == 3 and tuple(logits.shape[:2]) == tuple(mask.shape):
+            logits = logits[keep]  # a model that ignored logits_to_keep
+        logits = logits.reshape(-1, logits.shape[-1])
+        targets = tb.input_ids[rows, cols + 1]
+        selected = -F.cross_entropy(logits.float(), targets, reduction="none")
+        logp = torch.zeros(mask.shape, dtype=torch.float32, device=selected.device).index_put(
+            (rows, cols + 1), selected
+        )
+        return logp, logits, out
 
     @torch.no_grad()
     def _ref_logprobs(self, tb: TensorBatch) -> torch.Tensor:
         if self.config.lora:
             peft_model: Any = self.model
             with peft_model.disable_adapter():
-                logits = self._forward(self.model, tb).logits
-        else:
-            assert self.ref_model is not None
-            logits = self._forward(self.ref_model, tb).logits
-        return token_logprobs(logits, tb.input_ids)
+                return self._forward(self.model, tb)[0]
+        assert self.ref_model is not None
+        return self._forward(self.ref_model, tb)[0]
 
     def _slices(self, n: int) -> list[slice]:
         mb = self.config.micro_batch
@@ -272,13 +286,22 @@ class Trainer:
     def train_step(self, batch: EpisodeBatch) -> dict[str, float]:
         """One optimiser step on ``batch``; returns the step's metrics.
 
-        Raises ``UserError`` when the batch has no usable sample.
+        The step's randomness (dropout) is seeded from ``(seed, step)`` inside a forked RNG,
+        so it does not depend on (nor disturb) what else the process drew since the last
+        checkpoint. Raises ``UserError`` when the batch has no usable sample.
         """
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.config.seed * 1_000_003 + self.step)
+            return self._train_step(batch)
+
+    def _train_step(self, batch: EpisodeBatch) -> dict[str, float]:
         cfg = self.config
         if not batch.samples:
             raise UserError(
                 f"No trainable episodes in the batch ({batch.stats.episodes_in} in, "
-                f"{batch.stats.excluded_reward_error} with reward errors, {batch.stats.excluded_no_tokens} without tokens)."
+                f"{batch.stats.excluded_reward_error} with reward errors, "
+                f"{batch.stats.excluded_no_tokens} without tokens)."
             )
         started = time.perf_counter()
         self.model.train()
@@ -316,14 +339,16 @@ class Trainer:
             )
         elif cfg.algo == "reinforce_pp":
             seq_rewards = rewards[full.sample]
-            adv = reinforce_pp_advantages(seq_rewards, mask, full.old_logprobs, ref_lp if need_ref else None, cfg.reinforce_pp)
+            adv = reinforce_pp_advantages(
+                seq_rewards, mask, full.old_logprobs, ref_lp if need_ref else None, cfg.reinforce_pp
+            )
         else:
             assert self.value_head is not None
             old_values = torch.zeros_like(mask)
             with torch.no_grad():
                 for sl in slices:
                     part = self._trim(full, sl)
-                    out = self._forward(self.model, part, hidden=True)
+                    out = self._forward(self.model, part, hidden=True)[2]
                     old_values[sl, : part.input_ids.shape[1]] = self.value_head(out.hidden_states[-1]).float()
             tok_r = torch.zeros_like(mask)
             if need_ref:
@@ -349,8 +374,7 @@ class Trainer:
                 part = self._trim(full, sl)
                 width = part.input_ids.shape[1]
                 m = part.loss_mask
-                out = self._forward(self.model, part, hidden=cfg.algo == "ppo")
-                logp = token_logprobs(out.logits, part.input_ids)
+                logp, logits, out = self._forward(self.model, part, hidden=cfg.algo == "ppo")
                 a = adv[sl, :width]
                 r_lp = ref_lp[sl, :width] if need_ref else None
                 extra: dict[str, torch.Tensor]
@@ -362,11 +386,19 @@ class Trainer:
                     assert self.value_head is not None
                     values = self.value_head(out.hidden_states[-1])
                     loss, extra = ppo_loss(
-                        logp, part.old_logprobs, a, values, old_values[sl, :width], returns[sl, :width], m,
-                        cfg.ppo, normaliser,
+                        logp,
+                        part.old_logprobs,
+                        a,
+                        values,
+                        old_values[sl, :width],
+                        returns[sl, :width],
+                        m,
+                        cfg.ppo,
+                        normaliser,
                     )
                     value_loss += float(extra["value_loss"])
-                loss.backward()
+                if loss.requires_grad:
+                    loss.backward()
                 processed += int(part.attention_mask.sum())
                 if epoch == 0:
                     with torch.no_grad():
@@ -378,9 +410,10 @@ class Trainer:
                         sums["kl_rollout"] += float((kl_k3(lp, part.old_logprobs) * m).sum())
                         if r_lp is not None:
                             sums["kl"] += float((kl_k3(lp, r_lp) * m).sum())
-                        e, k = masked_entropy(out.logits.detach(), m)
-                        ent_sum, ent_n = ent_sum + e, ent_n + k
-                del out, logp, loss
+                        sel = torch.log_softmax(logits.detach().float(), dim=-1)
+                        ent_sum += float(-(sel.exp() * sel).sum())
+                        ent_n += int(sel.shape[0])
+                del out, logp, logits, loss
             params = self.trainable_parameters()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
             if math.isfinite(grad_norm):

@@ -33,24 +33,35 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
-def parse_number(text: str) -> float | None:
-    """The last number in ``text`` (commas allowed as thousands separators), or None."""
-    found = _NUMBER.findall(text)
+def parse_number(text: str, ignore: set[float] | None = None) -> float | None:
+    """The last number in ``text`` (commas allowed as thousands separators), or None.
+
+    Numbers in ``ignore`` (e.g. the year the question names) are skipped unless nothing else is there.
+    """
+    found: list[float] = []
+    for raw in _NUMBER.findall(text):
+        try:
+            found.append(float(raw.replace(",", "")))
+        except ValueError:
+            continue
     if not found:
         return None
-    try:
-        return float(found[-1].replace(",", ""))
-    except ValueError:
-        return None
+    kept = [x for x in found if x not in (ignore or set())]
+    return (kept or found)[-1]
 
 
-def score_answer(gold: str | int | float, answer: str | None) -> float:
-    """1/0 exact match after normalisation for text gold; ``0.75**|gold - answer|`` for numeric gold."""
+def score_answer(gold: str | int | float, answer: str | None, question: str = "") -> float:
+    """1/0 exact match after normalisation for text gold; ``0.75**|gold - answer|`` for numeric gold.
+
+    For numbers, the answer is the last number in the answer text that is not also in ``question``
+    ("The team filed 15 reports in 2023" -> 15 when the question names 2023).
+    """
     extracted = extract_answer(answer)
     if isinstance(gold, bool):
         gold = str(gold)
     if isinstance(gold, int | float):
-        value = parse_number(extracted)
+        asked = {float(x.replace(",", "")) for x in _NUMBER.findall(question)}
+        value = parse_number(extracted, asked)
         if value is None:
             return 0.0
         return float(0.75 ** abs(float(gold) - value))

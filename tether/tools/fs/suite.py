@@ -134,6 +134,7 @@ class LongCtxSuite(Suite):
             prompt = q.question
             meta: dict[str, Any] = {
                 "qtype": q.qtype,
+                "question": q.question,
                 "corpus": str(corpus),
                 "mode": self.mode,
                 "size": self.size,
@@ -224,7 +225,7 @@ class LongCtxSuite(Suite):
 
 
 def _correct(task: Task, episode: Episode) -> float:
-    return score_answer(task.gold, episode.final_answer)
+    return score_answer(task.gold, episode.final_answer, str(task.metadata.get("question", "")))
 
 
 def tokens_read(episode: Episode) -> int:

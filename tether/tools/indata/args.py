@@ -13,12 +13,19 @@ AggFn = Literal["count", "count_distinct", "sum", "mean", "median", "min", "max"
 ExprOp = Literal["add", "sub", "mul", "div", "abs", "round", "year", "month", "day"]
 
 
+def _drop_titles(schema: dict[str, Any]) -> None:
+    """Keep the schemas the model reads short: no generated titles."""
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra=_drop_titles)
 
 
 class Condition(_Strict):
-    """One filter condition: ``column op value`` (no value for is_null/not_null; [lo, hi] for between)."""
+    """One filter condition: column op value (no value for is_null/not_null; [low, high] for between)."""
 
     column: str = Field(description="column name")
     op: FilterOp = Field(description="comparison operator")
@@ -26,7 +33,7 @@ class Condition(_Strict):
 
 
 class Metric(_Strict):
-    """One aggregate: ``fn`` over ``column`` (count without a column counts rows), named ``as``."""
+    """One aggregate: fn over column (count without a column counts rows), named as."""
 
     fn: AggFn = Field(description="aggregate function")
     column: str | None = Field(default=None, description="column to aggregate (omit for count of rows)")
@@ -53,7 +60,7 @@ class Lit(_Strict):
 
 
 class Expr(_Strict):
-    """An expression node: ``op`` applied to ``args`` (columns, literals or expressions)."""
+    """An expression node: op applied to args (columns, literals or expressions)."""
 
     op: ExprOp
     args: list[Col | Lit | Expr]

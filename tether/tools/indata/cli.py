@@ -42,15 +42,6 @@ def sessions_dir() -> Path:
     return cache_dir() / "indata" / "sessions"
 
 
-def tool_schemas() -> list[dict[str, Any]]:
-    """The JSON schemas of every InData tool (for ``tether tools list``)."""
-    ts = InDataToolSet(Workspace(duckdb.connect(":memory:")))
-    try:
-        return [t.schema() for t in ts.tools()]
-    finally:
-        ts.ws.conn.close()
-
-
 def _dataset_key(dataset: str) -> str:
     name = dataset.split(":")[0]
     if name in DOMAINS:

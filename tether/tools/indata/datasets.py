@@ -411,8 +411,7 @@ def load_folder(folder: Path) -> Dataset:
         except Exception as exc:  # noqa: BLE001 - any reader failure is the person's file
             raise UserError(f"Could not read {p.name}: {exc}.") from None
         for c in df.columns:
-            if pd.api.types.is_datetime64_any_dtype(df[c]) and (df[c].dropna().dt.normalize() == df[c].dropna()).all():
-                df[c] = df[c].dt.date
+            df[c] = _typed_dates(df[c])
         tables[name] = df
         meta = schema.get(name)
         if meta is not None:
@@ -427,6 +426,30 @@ def load_folder(folder: Path) -> Dataset:
         else:
             sensitive[name] = {str(c) for c in df.columns if SENSITIVE_NAME_PATTERN.search(str(c))}
     return Dataset(folder.name, tables, sensitive, descriptions)
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
+
+
+def _typed_dates(col: pd.Series) -> pd.Series:
+    """ISO date / timestamp text (as CSV gives it) becomes dates / timestamps; midnight timestamps become dates."""
+    if pd.api.types.is_datetime64_any_dtype(col):
+        present = col.dropna()
+        return col.dt.date if (present.dt.normalize() == present).all() else col
+    if not (pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col)):
+        return col
+    present = col.dropna()
+    if present.empty or not all(isinstance(v, str) for v in present):
+        return col
+    try:
+        if all(_ISO_DATE.match(v) for v in present):
+            return pd.to_datetime(col, format="%Y-%m-%d").dt.date.astype(object).where(col.notna(), None)
+        if all(_ISO_TIME.match(v) for v in present):
+            return pd.to_datetime(col, format="ISO8601")
+    except (ValueError, TypeError):
+        return col
+    return col
 
 
 def _parse_spec(spec: str) -> tuple[str, int, float]:

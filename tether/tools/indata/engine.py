@@ -34,7 +34,7 @@ _MAX_IN_VALUES = 1000
 
 
 def jsonable(value: Any) -> Any:
-    """A DuckDB value as JSON: dates as ISO text, NaN as null, infinities as "inf"/"-inf"."""
+    """A DuckDB value as JSON: dates as ISO text, floats to 12 significant digits, NaN as null, inf as "inf"/"-inf"."""
     if value is None or isinstance(value, bool | str | int):
         return value
     if isinstance(value, float):
@@ -42,7 +42,7 @@ def jsonable(value: Any) -> Any:
             return None
         if math.isinf(value):
             return "inf" if value > 0 else "-inf"
-        return value
+        return float(f"{value:.12g}")  # 12 significant digits: no float noise for the model to copy
     if isinstance(value, Decimal):
         return jsonable(float(value))
     if isinstance(value, dt.datetime | dt.date | dt.time):
@@ -437,10 +437,11 @@ class Workspace:
             selects.append(f"r.{quote(c.name)} AS {quote(name)}")
         jt = "INNER JOIN" if how == "inner" else "LEFT JOIN"
         width = rt.rows + 1
-        if lt.rows * width < 2**62:  # one sort key is cheaper than two
-            order, params = "l.__lr * ? + coalesce(r.__rr, 0)", [width]
+        params: list[Any] = []
+        if lt.rows * width < 2**62:  # one sort key is cheaper than two; width is our own integer, not model text
+            order = f"l.__lr * {int(width)} + coalesce(r.__rr, 0)"
         else:
-            order, params = "l.__lr, r.__rr NULLS FIRST", []
+            order = "l.__lr, r.__rr NULLS FIRST"
         sql = (
             f"SELECT {', '.join(selects)} FROM (SELECT *, rowid AS __lr FROM {self._phys(lt.name)}) l {jt} "
             f"(SELECT *, rowid AS __rr FROM {self._phys(rt.name)}) r ON l.{quote(lk.name)} = r.{quote(rk.name)} "

@@ -7,14 +7,21 @@ Options (``get_suite("indata", level=..., seed=..., dataset=..., per_template=..
 - ``dataset``: a built-in domain or comma-separated domains (default ``retail,hospital,hr``)
 - ``per_template``: questions per template and domain (default 8)
 - ``k``: the privacy policy's minimum group size (default 5)
+- ``plain_answer``: also end an episode on a turn without a tool call, its text being the answer (default False)
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
+import json
+import os
 import threading
+from pathlib import Path
 from typing import Any
 
+from tether.config import cache_dir
 from tether.errors import UserError
 from tether.suites.base import RewardFn, Suite
 from tether.tools.base import ToolSet
@@ -22,7 +29,7 @@ from tether.tools.indata.datasets import DOMAINS, arrow_tables, resolve
 from tether.tools.indata.engine import SharedTables, Workspace
 from tether.tools.indata.oracle import PLANS
 from tether.tools.indata.policy import PrivacyPolicy
-from tether.tools.indata.questions import LEVELS, SPECS, generate_questions
+from tether.tools.indata.questions import LEVELS, SPECS, Question, generate_questions
 from tether.tools.indata.scoring import score_answer
 from tether.tools.indata.tools import INSTRUCTIONS, InDataToolSet
 from tether.types import Episode, Task
@@ -43,6 +50,35 @@ def shared_tables(dataset: str) -> SharedTables:
 def build_workspace(dataset: str, policy: PrivacyPolicy | None = None) -> Workspace:
     """A fresh workspace over the tables of ``dataset`` (a spec or folder); close it when done."""
     return Workspace.on_shared(shared_tables(dataset), policy)
+
+
+@functools.lru_cache(maxsize=1)
+def _code_version() -> str:
+    """A hash of the generator's code: cached questions are only reused by the code that made them."""
+    from tether.tools.indata import datasets, questions
+
+    h = hashlib.sha256()
+    for mod in (datasets, questions):
+        h.update(Path(str(mod.__file__)).read_bytes())
+    return h.hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=64)
+def _questions(spec: str, domain: str, per_template: int, seed: int, levels: tuple[str, ...]) -> list[Question]:
+    """Generated questions, cached in memory and as JSON under ``cache_dir()/indata/questions/``."""
+    name = f"{spec.replace(':', '-')}-p{per_template}-s{seed}-{'+'.join(levels)}-{_code_version()}.json"
+    path = cache_dir() / "indata" / "questions" / name
+    if path.is_file():
+        try:
+            return [Question(**q) for q in json.loads(path.read_text(encoding="utf-8"))]
+        except (ValueError, TypeError):
+            pass  # unreadable cache: make it again
+    made = generate_questions(resolve(spec), domain, per_template, seed, levels)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps([dataclasses.asdict(q) for q in made]), encoding="utf-8")
+    tmp.replace(path)
+    return made
 
 
 class InDataSuite(Suite):
@@ -69,6 +105,8 @@ class InDataSuite(Suite):
         except (TypeError, ValueError):
             raise UserError("InData options seed, per_template and k must be integers.") from None
         self.policy = PrivacyPolicy(k=self.k)
+        # InData ends an episode with answer(value); plain_answer=True also accepts a turn without a tool call
+        self.plain_answer_ends = bool(options.get("plain_answer", False))
         self._cache: dict[tuple[int, str], list[Task]] = {}
 
     def _all_tasks(self, seed: int, split: str) -> list[Task]:
@@ -79,7 +117,7 @@ class InDataSuite(Suite):
             tasks: list[Task] = []
             for domain in self.domains:
                 spec = f"{domain}:{ds_seed}"
-                for q in generate_questions(resolve(spec), domain, self.per_template, seed, levels):
+                for q in _questions(spec, domain, self.per_template, seed, levels):
                     PLANS[q.prompt] = q.plan
                     tasks.append(
                         Task(
