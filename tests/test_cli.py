@@ -135,25 +135,27 @@ def test_kill_9_mid_batch_then_resume(tmp_path: Path) -> None:
          "--json"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:  # kill once some episodes are done and one is mid-way
+        time.sleep(0.05)
         if db_path.exists():
             try:
-                if sum(len(v) for v in _steps(db_path).values()) >= 30:
-                    break
+                counts = [len(v) for v in _steps(db_path).values()]
             except sqlite3.Error:
                 continue
+            if any(c == 7 for c in counts) and any(3 <= c < 7 for c in counts):
+                break
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = _steps(db_path)
     listed = json.loads(tether("episodes", "list", "--db", db, "--json", "--limit", "100").stdout)
     running = [e for e in listed if e["status"] == "running"]
     assert running, "the batch should have been interrupted mid-way"
-    assert any(e["status"] == "done" for e in listed) or len(listed) < 20
+    assert any(len(v) == 7 for v in before.values())  # some episodes were complete
     for steps in before.values():  # every stored step is whole and in order
         assert [s[0] for s in steps] == list(range(len(steps)))
     target = max(running, key=lambda e: len(before.get(e["id"], [])))
+    assert len(before[target["id"]]) >= 3
     res = tether("run", "--resume", target["id"], "--db", db, "--json")
     assert res.returncode == 0, res.stderr
     resumed = json.loads(res.stdout)

@@ -33,8 +33,10 @@ def _app() -> typer.Typer:
 
 def test_format_suite_rewards() -> None:
     task = Task(id="t", suite="format", prompt="What is 2 + 3?", gold=5)
+
     def ep(answer: str) -> Episode:
         return Episode(final_answer=answer)
+
     assert (correct(task, ep("5")), exact(task, ep("5"))) == (1.0, 1.0)
     assert (correct(task, ep("2 + 3 = 5.")), exact(task, ep("2 + 3 = 5."))) == (1.0, 0.0)
     assert (correct(task, ep("6")), exact(task, ep(" 6 "))) == (0.0, 0.0)

@@ -153,3 +153,20 @@ def test_beta_uses_a_reference_and_reports_kl(model_dir: Path) -> None:
     trainer.train_step(build_batch(_episodes(4)))
     m = trainer.train_step(build_batch(_episodes(4)))
     assert m["kl"] > 0  # the policy moved away from the frozen reference
+
+
+def test_trainer_logprobs_use_the_sampling_temperature(model_dir: Path) -> None:
+    """Rollout logprobs drawn at T=0.5 are matched exactly by a trainer told T=0.5 (ratio 1)."""
+    model = _load(model_dir)
+    ep = _episodes(5)[0]
+    seq = build_batch([ep]).sequences[0]
+    ids = torch.tensor([seq.input_ids])
+    with torch.no_grad():
+        lp = token_logprobs(model(input_ids=ids).logits / 0.5, ids)[0]
+    for step in ep.model_steps:
+        start = len(step.prompt_token_ids)
+        step.logprobs = [float(x) for x in lp[start : start + len(step.token_ids)]]
+    tempered = Trainer(model, _cfg(lr=0.0, temperature=0.5), pad_id=2).train_step(build_batch([ep]))
+    assert tempered["logprob_mismatch"] < 2e-4 and math.isclose(tempered["ratio_mean"], 1.0, abs_tol=2e-4)
+    plain = Trainer(_load(model_dir), _cfg(lr=0.0), pad_id=2).train_step(build_batch([ep]))
+    assert plain["logprob_mismatch"] > 0.01

@@ -223,18 +223,23 @@ class Agent:
             raise UserError(f"Episode {episode_id} has no stored task, so it cannot be resumed.")
         config = {"configurable": {"thread_id": episode_id}}
         snapshot = await self._graph.aget_state(config)
+        delete = getattr(self.store, "delete_steps_from", None)
         if not snapshot.values:
-            raise UserError(f"Episode {episode_id} has no checkpoint to resume from.")
+            # killed before the first checkpoint: only the prompt step can exist; start over from it
+            prompt = next((s for s in episode.steps if s.index == 0), None)
+            if prompt is None or len(episode.steps) > 1 or delete is None:
+                raise UserError(f"Episode {episode_id} has no checkpoint to resume from.")
+            episode.steps = [prompt]
+            return await self._episode(episode.task, emit=None, resume=(episode, "restart"))
         state: AgentState = snapshot.values
         kept = [s for s in episode.steps if s.index < state.get("next_index", 1)]
-        delete = getattr(self.store, "delete_steps_from", None)
         if len(kept) != len(episode.steps) and delete is not None:
             await delete(episode_id, state.get("next_index", 1))  # the step in flight when it stopped
         episode.steps = kept
-        return await self._episode(episode.task, emit=None, resume=(episode, snapshot.next != ()))
+        return await self._episode(episode.task, emit=None, resume=(episode, "continue" if snapshot.next else "ended"))
 
     async def _episode(
-        self, task: Task, emit: Any, resume: tuple[Episode, bool] | None = None
+        self, task: Task, emit: Any, resume: tuple[Episode, str] | None = None
     ) -> Episode:
         started = time.monotonic()
         if resume is None:
@@ -269,13 +274,16 @@ class Agent:
                     emit=emit,
                     constrained=self.constrained,
                 )
-                if resume is None:
-                    messages = self._messages(task, render_tools_prompt(toolset.tools()) if toolset.tools() else "")
-                    prompt = Step(index=0, role="prompt", text=task.prompt, messages=messages)
-                    await self.store.add_step(episode.id, prompt)
-                    episode.steps.append(prompt)
-                    if emit is not None:
-                        await emit(StepCompleted(episode_id=episode.id, step=prompt))
+                if resume is None or resume[1] == "restart":
+                    if resume is None:
+                        messages = self._messages(task, render_tools_prompt(toolset.tools()) if toolset.tools() else "")
+                        prompt = Step(index=0, role="prompt", text=task.prompt, messages=messages)
+                        await self.store.add_step(episode.id, prompt)
+                        episode.steps.append(prompt)
+                        if emit is not None:
+                            await emit(StepCompleted(episode_id=episode.id, step=prompt))
+                    else:
+                        messages = episode.steps[0].messages
                     state: AgentState = {
                         "episode_id": episode.id,
                         "messages": [m.model_dump(mode="json", exclude_none=True) for m in messages],
@@ -285,7 +293,10 @@ class Agent:
                 else:
                     snapshot = await self._graph.aget_state(config)
                     ctx.elapsed_before_ms = float(snapshot.values.get("elapsed_ms", 0.0))
-                    final = await self._graph.ainvoke(None, config, context=ctx) if resume[1] else snapshot.values
+                    if resume[1] == "continue":
+                        final = await self._graph.ainvoke(None, config, context=ctx)
+                    else:
+                        final = snapshot.values
             episode.status = "done" if final.get("status") == "done" else "truncated"
             episode.final_answer = final.get("final_answer")
         except (ModelError, UserError) as exc:

@@ -77,7 +77,6 @@ class FormatSuite(Suite):
         """Ask for the bare number, with one example."""
         return 'You answer arithmetic questions with just the number. For example, for "What is 2 + 3?" you reply "5".'
 
-
     def rewards(self) -> dict[str, tuple[float, RewardFn]]:
         """``correct`` 0.5, ``exact`` 0.5."""
         return {"correct": (0.5, correct), "exact": (0.5, exact)}

@@ -38,6 +38,7 @@ def _trainer_config(
     clip_high: float,
     seed: int,
     agg: str,
+    temperature: float = 1.0,
 ) -> TrainerConfig:
     if algo not in ALGOS:
         raise UserError(f"Unknown algorithm {algo!r}; use one of {', '.join(ALGOS)}.")
@@ -49,6 +50,7 @@ def _trainer_config(
         lora=lora,
         micro_batch=micro_batch,
         seed=seed,
+        temperature=temperature if temperature > 0 else 1.0,
         grpo=GRPOConfig(eps_low=clip_low, eps_high=clip_high, beta=kl, agg=agg),
         reinforce_pp=ReinforcePPConfig(eps_low=clip_low, eps_high=clip_high, beta=kl if kl else 0.01),
         ppo=PPOConfig(eps_low=clip_low, eps_high=clip_high, beta=kl),
@@ -238,7 +240,9 @@ def train(
             trainer_model=trainer_model,
             json=as_json,
         )
-        opts["trainer"] = _trainer_config(algo, lr, lora, micro_batch, kl, clip_low, clip_high, seed, loss_agg)
+        opts["trainer"] = _trainer_config(
+            algo, lr, lora, micro_batch, kl, clip_low, clip_high, seed, loss_agg, temperature
+        )
         out = asyncio.run(_offline(opts) if from_store else _online(opts))
     except (UserError, StoreError) as exc:
         typer.echo(f"Error: {exc}", err=True)

@@ -149,6 +149,8 @@ class OnlineLoop:
         self.model = model
         self.store = store
         self.cfg = loop
+        if trainer.temperature != loop.temperature and loop.temperature > 0:
+            trainer.temperature = loop.temperature  # logprobs must match the sampling distribution
         self.tcfg = trainer
         self.suite = suite or get_suite(loop.suite, **loop.suite_options)
         module = trainer_model if trainer_model is not None else getattr(model, "hf_model", None)

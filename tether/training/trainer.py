@@ -61,6 +61,9 @@ class TrainerConfig:
     lora_targets: str | list[str] = "all-linear"
     bf16: str = "auto"  # "auto" | "on" | "off"
     seed: int = 0
+    #: the rollout sampling temperature: the trainer's logprobs are those of ``softmax(logits / T)``,
+    #: the distribution the stored rollout logprobs were drawn from
+    temperature: float = 1.0
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     reinforce_pp: ReinforcePPConfig = field(default_factory=ReinforcePPConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
@@ -68,6 +71,8 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise UserError(f"Unknown algorithm {self.algo!r}; use one of {', '.join(ALGOS)}.")
+        if self.temperature <= 0:
+            self.temperature = 1.0  # greedy rollouts: logprobs of the raw logits
         if self.micro_batch < 1 or self.epochs < 1:
             raise UserError("micro_batch and epochs must be at least 1.")
 
@@ -251,7 +256,10 @@ class Trainer:
             logits = logits[keep]  # a model that ignored logits_to_keep
         logits = logits.reshape(-1, logits.shape[-1])
         targets = tb.input_ids[rows, cols + 1]
-        selected = -F.cross_entropy(logits.float(), targets, reduction="none")
+        logits = logits.float()
+        if self.config.temperature > 0 and self.config.temperature != 1.0:
+            logits = logits / self.config.temperature
+        selected = -F.cross_entropy(logits, targets, reduction="none")
         logp = torch.zeros(mask.shape, dtype=torch.float32, device=selected.device).index_put(
             (rows, cols + 1), selected
         )
