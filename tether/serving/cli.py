@@ -48,8 +48,11 @@ def serve_model(
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
+        raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, _on_signal)
+    # both signals stop the server (also while it starts), even where SIGINT was inherited
+    # as ignored (background jobs)
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.start()
         _say(f"Starting vLLM ({server.model_dir}) on {server.base_url}; log: {server.log_path}")
@@ -64,6 +67,7 @@ def serve_model(
     except KeyboardInterrupt:
         pass
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         _say("Stopping the vLLM server...")
         server.stop()
-        signal.signal(signal.SIGTERM, previous)
