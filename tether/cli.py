@@ -366,9 +366,11 @@ def _mount_optional() -> None:
     sandbox_app = load("tether.sandbox.cli", "app")
     if sandbox_app is not None:
         app.add_typer(sandbox_app, name="sandbox", help="Run commands in sandboxes; check isolation.")
-    train = load("tether.training.cli", "train")
-    if train is not None:
-        app.command("train")(train)
+    # training imports torch: mount it only when it can be asked for, so other commands stay light
+    if len(sys.argv) < 2 or sys.argv[1] in ("train", "--help", "-h"):
+        train = load("tether.training.cli", "train")
+        if train is not None:
+            app.command("train")(train)
     serve = load("tether.serving.cli", "serve_model")
     if serve is not None:
         app.command("serve-model")(serve)

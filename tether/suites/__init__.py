@@ -17,6 +17,7 @@ __all__ = ["Suite", "RewardFn", "SUITES", "get_suite", "suite_names"]
 #: suite name (or prefix before ':') -> "module:factory"
 SUITES: dict[str, str] = {
     "calc": "tether.suites.calc:CalcSuite",
+    "format": "tether.suites.format:FormatSuite",
     "indata": "tether.tools.indata.suite:InDataSuite",
     "longctx": "tether.tools.fs.suite:LongCtxSuite",
     "kk": "tether.suites.reasoning:KnightsKnavesSuite",
