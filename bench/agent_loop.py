@@ -145,12 +145,12 @@ async def bare_episodes(n: int, turns: int) -> float:
     return time.perf_counter() - start
 
 
-async def tether_episodes(n: int, turns: int, db_url: str) -> float:
-    """Seconds to run ``n`` concurrent tether episodes (SQLite store + checkpointer on)."""
+async def tether_episodes(n: int, turns: int, db_url: str, checkpoint: bool = True) -> float:
+    """Seconds to run ``n`` concurrent tether episodes (SQLite store on; LangGraph checkpointer on by default)."""
     store = await open_store(db_url)
     try:
         async with tether.Agent(
-            suite=NoopSuite(), model=CountingModel(turns), store=store, max_turns=turns + 1
+            suite=NoopSuite(), model=CountingModel(turns), store=store, max_turns=turns + 1, checkpoint=checkpoint
         ) as agent:
 
             async def one() -> None:
@@ -178,13 +178,18 @@ def main() -> None:
         await tether_episodes(2, 3, url)  # warm up: migrations, imports
         await bare_episodes(2, 3)
         single_bare, single_tether, conc_bare, conc_tether = [], [], [], []
+        single_nocp, conc_nocp = [], []
+        work = args.episodes * args.turns
         for _ in range(args.repeats):
             single_bare.append(await bare_episodes(1, args.turns) / args.turns)
             single_tether.append(await tether_episodes(1, args.turns, url) / args.turns)
-            conc_bare.append(args.episodes * args.turns / await bare_episodes(args.episodes, args.turns))
-            conc_tether.append(args.episodes * args.turns / await tether_episodes(args.episodes, args.turns, url))
+            single_nocp.append(await tether_episodes(1, args.turns, url, checkpoint=False) / args.turns)
+            conc_bare.append(work / await bare_episodes(args.episodes, args.turns))
+            conc_tether.append(work / await tether_episodes(args.episodes, args.turns, url))
+            conc_nocp.append(work / await tether_episodes(args.episodes, args.turns, url, checkpoint=False))
         sb, st = statistics.median(single_bare), statistics.median(single_tether)
         cb, ct = statistics.median(conc_bare), statistics.median(conc_tether)
+        sn, cn = statistics.median(single_nocp), statistics.median(conc_nocp)
         return {
             "turns_per_episode": args.turns,
             "concurrent_episodes": args.episodes,
@@ -192,6 +197,10 @@ def main() -> None:
             "single_ms_per_turn_tether": st * 1000,
             "single_ratio_tether_over_bare": st / sb,
             "single_target_max": 1.5,
+            "single_ms_per_turn_tether_no_checkpointer": sn * 1000,
+            "single_ratio_no_checkpointer": sn / sb,
+            "concurrent_turns_per_s_tether_no_checkpointer": cn,
+            "concurrent_ratio_no_checkpointer": cn / cb,
             "concurrent_turns_per_s_bare": cb,
             "concurrent_turns_per_s_tether": ct,
             "concurrent_ratio_tether_over_bare": ct / cb,
@@ -206,10 +215,12 @@ def main() -> None:
     print(f"  bare LangGraph   {result['single_ms_per_turn_bare']:.3f} ms/turn")
     print(f"  tether (SQLite)  {result['single_ms_per_turn_tether']:.3f} ms/turn")
     print(f"  ratio            {result['single_ratio_tether_over_bare']:.2f}x  (target <= 1.5x)")
+    print(f"  without the LangGraph checkpointer: {result['single_ratio_no_checkpointer']:.2f}x")
     print(f"{result['concurrent_episodes']} concurrent episodes:")
     print(f"  bare LangGraph   {result['concurrent_turns_per_s_bare']:.0f} turns/s")
     print(f"  tether (SQLite)  {result['concurrent_turns_per_s_tether']:.0f} turns/s")
     print(f"  ratio            {result['concurrent_ratio_tether_over_bare']:.2f}  (target >= 0.8)")
+    print(f"  without the LangGraph checkpointer: {result['concurrent_ratio_no_checkpointer']:.2f}")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,7 @@ class _ArgsBase(BaseModel):
 
 
 _ARGS_CACHE: dict[tuple[Any, str], type[BaseModel]] = {}
+_SCHEMA_CACHE: dict[type[BaseModel], dict[str, Any]] = {}
 
 
 def args_model_for(fn: Callable[..., Any], model_name: str) -> type[BaseModel]:
@@ -148,12 +149,15 @@ class Tool:
 
     @property
     def parameters(self) -> dict[str, Any]:
-        """The JSON schema of the arguments."""
+        """The JSON schema of the arguments (built once per argument model)."""
         if not self._schema:
-            schema = self.args_model.model_json_schema()
-            schema.pop("title", None)
-            for prop in schema.get("properties", {}).values():
-                prop.pop("title", None)
+            schema = _SCHEMA_CACHE.get(self.args_model)
+            if schema is None:
+                schema = self.args_model.model_json_schema()
+                schema.pop("title", None)
+                for prop in schema.get("properties", {}).values():
+                    prop.pop("title", None)
+                _SCHEMA_CACHE[self.args_model] = schema
             self._schema = schema
         return self._schema
 
