@@ -19,6 +19,8 @@ foreign keys, and explicit ``BEGIN IMMEDIATE`` for writes (``BEGIN`` for reads).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -94,7 +96,8 @@ def sqlite_engine(path: str, *, begin: str, pool_size: int) -> Engine:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # the driver must not BEGIN on its own; we do below
         # switching a new file to WAL needs the lock: wait for it here, then never block the loop
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=0"):
+        _switch_to_wal(dbapi_conn)
+        for pragma in ("synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=0"):
             dbapi_conn.execute(f"PRAGMA {pragma}")
 
     @sa.event.listens_for(engine, "begin")
@@ -102,6 +105,23 @@ def sqlite_engine(path: str, *, begin: str, pool_size: int) -> Engine:
         conn.exec_driver_sql(begin)
 
     return engine
+
+
+def _switch_to_wal(dbapi_conn: Any) -> None:
+    """Put the file in WAL mode. SQLite may answer "locked" at once, without waiting, while
+    another connection switches the same new file, so retry for a bounded time."""
+    deadline = time.monotonic() + _SLOW_BUSY_MS / 1000
+    while True:
+        try:
+            if str(dbapi_conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _busy_timeout(conn: Connection, ms: int) -> None:
