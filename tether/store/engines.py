@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -39,24 +40,24 @@ def _is_busy(exc: BaseException) -> bool:
     return "locked" in text or "busy" in text
 
 
-class Executor:
-    """Runs query functions in transactions on one database."""
+class Executor(ABC):
+    """Runs query functions in transactions on one database (one subclass per database kind)."""
 
+    @abstractmethod
     async def migrate(self) -> None:
         """Bring the schema to head (safe when several processes open at once)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in one write transaction and commit it."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def read(self, fn: Callable[[Connection], T], *, heavy: bool = False) -> T:
         """Run ``fn`` on a read connection (one consistent snapshot on SQLite)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def close(self) -> None:
         """Close every connection."""
-        raise NotImplementedError
 
 
 class PostgresExecutor(Executor):
