@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from tether.errors import ModelError, UserError
-from tether.models.tool_constraints import ToolChoice, tool_call_structural_tag
+from tether.models.tool_constraints import ToolChoice, resolve_tool_choice, tool_call_structural_tag
 from tether.types import Completion, Message, SamplingParams
 
 _RETRYABLE_EXC = (
@@ -237,15 +237,7 @@ class OpenAIModel:
 
     def tool_choice_for(self, constrained: bool | str | None) -> ToolChoice | None:
         """The constraint of one call: None (off), ``auto`` or ``required``."""
-        if constrained is None:
-            constrained = self.constrained
-        if constrained is False:
-            return None
-        if constrained is True:
-            return self.tool_choice
-        if constrained in ("auto", "required"):
-            return constrained  # type: ignore[return-value]
-        raise ModelError(f"constrained must be a bool, 'auto' or 'required', not {constrained!r}.")
+        return resolve_tool_choice(constrained, default=self.constrained, default_choice=self.tool_choice)
 
     def _delay(self, attempt: int) -> float:
         base = min(self.max_backoff_s, self.backoff_s * (2**attempt))

@@ -52,6 +52,29 @@ def tool_call_tags(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return tags
 
 
+def resolve_tool_choice(
+    constrained: bool | str | None, *, default: bool, default_choice: ToolChoice
+) -> ToolChoice | None:
+    """The constraint of one call: None (off), ``auto`` or ``required``.
+
+    ``constrained`` None means the backend's ``default``; True means ``default_choice``.
+    Raises ``ModelError`` for any other value.
+    """
+    from tether.errors import ModelError
+
+    if constrained is None:
+        constrained = default
+    if constrained is False:
+        return None
+    if constrained is True:
+        return default_choice
+    if constrained == "auto":
+        return "auto"
+    if constrained == "required":
+        return "required"
+    raise ModelError(f"constrained must be a bool, 'auto' or 'required', not {constrained!r}.")
+
+
 def tool_call_structural_tag(tools: list[dict[str, Any]], tool_choice: ToolChoice = "auto") -> dict[str, Any]:
     """The ``response_format`` that constrains a turn to the offered ``tools`` (``Tool.schema()`` dicts).
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.errors import ModelError, UserError
-from tether.models.tool_constraints import ToolChoice, structural_tag_json
+from tether.models.tool_constraints import ToolChoice, resolve_tool_choice, structural_tag_json
 from tether.types import Completion, Message, SamplingParams
 
 
@@ -161,21 +161,10 @@ class VLLMEngineModel:
             "stop": list(params.stop) or None,
             "logprobs": 0,
         }
-        choice = self._tool_choice(constrained)
+        choice = resolve_tool_choice(constrained, default=self.constrained, default_choice=self.tool_choice)
         if tools and choice is not None:
             kwargs["structured_outputs"] = StructuredOutputsParams(structural_tag=structural_tag_json(tools, choice))
         return VSamplingParams(**kwargs)
-
-    def _tool_choice(self, constrained: bool | str | None) -> ToolChoice | None:
-        if constrained is None:
-            constrained = self.constrained
-        if constrained is False:
-            return None
-        if constrained is True:
-            return self.tool_choice
-        if constrained in ("auto", "required"):
-            return constrained  # type: ignore[return-value]
-        raise ModelError(f"constrained must be a bool, 'auto' or 'required', not {constrained!r}.")
 
     async def _run(
         self,

@@ -28,7 +28,7 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
@@ -134,7 +134,6 @@ class Tool:
     fn: Callable[..., Awaitable[Any]]
     args_model: type[BaseModel]
     terminal: bool = False
-    _schema: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_function(
@@ -150,16 +149,14 @@ class Tool:
     @property
     def parameters(self) -> dict[str, Any]:
         """The JSON schema of the arguments (built once per argument model)."""
-        if not self._schema:
-            schema = _SCHEMA_CACHE.get(self.args_model)
-            if schema is None:
-                schema = self.args_model.model_json_schema()
-                schema.pop("title", None)
-                for prop in schema.get("properties", {}).values():
-                    prop.pop("title", None)
-                _SCHEMA_CACHE[self.args_model] = schema
-            self._schema = schema
-        return self._schema
+        schema = _SCHEMA_CACHE.get(self.args_model)
+        if schema is None:
+            schema = self.args_model.model_json_schema()
+            schema.pop("title", None)
+            for prop in schema.get("properties", {}).values():
+                prop.pop("title", None)
+            _SCHEMA_CACHE[self.args_model] = schema
+        return schema
 
     def schema(self) -> dict[str, Any]:
         """``{"name", "description", "parameters"}`` as offered to the model."""

@@ -16,12 +16,10 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from tether.errors import ToolError
-from tether.tools.base import Tool, ToolSet, tool
+from tether.tools.base import ToolSet, tool
 from tether.tools.indata.args import Condition, Expr, Metric, SortKey
 from tether.tools.indata.engine import Workspace
 from tether.types import ToolCall, ToolResult
-
-_PROTOTYPES: dict[type, dict[str, tuple[str, Tool]]] = {}
 
 AuditSink = Callable[[dict[str, Any]], None]
 
@@ -42,14 +40,7 @@ class InDataToolSet(ToolSet):
     instructions = INSTRUCTIONS
 
     def __init__(self, workspace: Workspace, audit_sink: AuditSink | None = None, first_seq: int = 1) -> None:
-        cls = type(self)
-        if cls not in _PROTOTYPES:  # building pydantic argument models is slow: do it once per class
-            ToolSet.__init__(self)
-            _PROTOTYPES[cls] = {n: (t.fn.__name__, t) for n, t in self._tools.items()}
-        self._tools = {
-            n: Tool(t.name, t.description, getattr(self, attr), t.args_model, t.terminal, t._schema)
-            for n, (attr, t) in _PROTOTYPES[cls].items()
-        }
+        super().__init__()  # argument models and schemas are cached per function by ``ToolSet``
         self.ws = workspace
         self.audit: list[dict[str, Any]] = []
         self.first_seq = first_seq
