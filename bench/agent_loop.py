@@ -1,20 +1,31 @@
 """Per-turn cost of tether's agent loop against a bare LangGraph loop, measured in one run.
 
-tether: the real ``Agent`` (LangGraph graph, tool-call parsing and validation, SQLite
-store on, LangGraph checkpointer on) with a scripted model and a no-op tool.
-Bare: a two-node LangGraph ``StateGraph`` with the same scripted model outputs and the
-same no-op tool, no store, no checkpointer, no validation.
+Four loops run interleaved, ``--repeats`` times each; the medians are compared:
+
+- **bare**: a two-node LangGraph ``StateGraph`` (model -> tool -> back) with the same
+  scripted model outputs and the same no-op tool: no store, no checkpointer, no validation.
+- **bare + LangGraph checkpoints**: the same graph with a checkpointer whose saver keeps
+  nothing (``NullSaver``), so what is measured is LangGraph's own per-step checkpoint work.
+- **tether**: the real ``Agent`` (LangGraph graph, tool-call parsing and validation, every
+  step written to the SQLite store and committed), checkpointer off.
+- **tether + checkpoints**: the same with the LangGraph checkpointer on (the default),
+  its checkpoints kept in the same SQLite database.
 
 Targets (issue 2): one episode at most 1.5x the bare loop per turn; 100 concurrent
-episodes at least 80% of the bare loop's turns per second.
+episodes at least 80% of the bare loop's turns per second. They are checked twice: tether
+against bare (the store's cost), and tether + checkpoints against bare + LangGraph
+checkpoints (tether's cost on top of LangGraph's checkpointing, which the bare loop does
+not do). tether + checkpoints against plain bare is printed too.
 
-    python bench/agent_loop.py [--turns 40] [--episodes 100] [--repeats 3] [--json]
+    python bench/agent_loop.py [--turns 20] [--episodes 100] [--repeats 5] [--sequential 5] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
 import operator
 import re
@@ -22,10 +33,12 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 
 import tether
@@ -98,46 +111,63 @@ class CountingModel:
 # ----- bare LangGraph loop -----
 
 
+class NullSaver(BaseCheckpointSaver[int]):
+    """A LangGraph saver that keeps nothing: LangGraph still builds and hands over every checkpoint."""
+
+    async def aput(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        return {"configurable": {**config["configurable"], "checkpoint_id": checkpoint["id"]}}
+
+    async def aput_writes(self, config: Any, writes: Any, task_id: str, task_path: str = "") -> None:
+        return None
+
+    async def aget_tuple(self, config: Any) -> Any:
+        return None
+
+
 class BareState(TypedDict):
-    messages: Annotated[list[dict[str, Any]], operator.add]
+    messages: Annotated[list[Message], operator.add]
     done: bool
 
 
 _BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 
 
-def bare_graph(model: CountingModel) -> Any:
+def bare_graph(model: CountingModel, checkpointer: Any = None) -> Any:
+    """The baseline: model node -> tool node -> back, messages kept in the graph state."""
+
     async def noop(x: int) -> str:
         return "ok"
 
     async def model_node(state: BareState) -> dict[str, Any]:
-        msgs = [Message(role=m["role"], content=m["content"]) for m in state["messages"]]
-        completion = await model.generate(msgs, SamplingParams())
-        return {"messages": [{"role": "assistant", "content": completion.text}]}
+        completion = await model.generate(state["messages"], SamplingParams())
+        return {"messages": [Message(role="assistant", content=completion.text)]}
 
     async def tool_node(state: BareState) -> dict[str, Any]:
-        call = json.loads(_BLOCK.findall(state["messages"][-1]["content"])[0])
+        call = json.loads(_BLOCK.findall(state["messages"][-1].content)[0])
         if call["name"] == "finish":
             return {"done": True, "messages": []}
-        return {"messages": [{"role": "tool", "content": await noop(**call["arguments"])}]}
+        return {"messages": [Message(role="tool", content=await noop(**call["arguments"]))]}
+
+    async def route(state: BareState) -> str:
+        return END if state["done"] else "model"
 
     g = StateGraph(BareState)
     g.add_node("model", model_node)
     g.add_node("tools", tool_node)
     g.add_edge(START, "model")
     g.add_edge("model", "tools")
-    g.add_conditional_edges("tools", lambda s: END if s["done"] else "model")
-    return g.compile()
+    g.add_conditional_edges("tools", route)
+    return g.compile(checkpointer=checkpointer)
 
 
-async def bare_episodes(n: int, turns: int) -> float:
-    """Seconds to run ``n`` concurrent bare episodes of ``turns`` model turns."""
-    graph = bare_graph(CountingModel(turns))
+async def bare_episodes(graph: Any, n: int, turns: int) -> float:
+    """Seconds to run ``n`` concurrent episodes of a compiled bare graph (``bare_graph``)."""
     start = time.perf_counter()
     await asyncio.gather(
         *(
             graph.ainvoke(
-                {"messages": [{"role": "user", "content": "go"}], "done": False}, {"recursion_limit": 4 * turns}
+                {"messages": [Message(role="user", content="go")], "done": False},
+                {"recursion_limit": 4 * turns, "configurable": {"thread_id": uuid.uuid4().hex}},
             )
             for _ in range(n)
         )
@@ -145,82 +175,116 @@ async def bare_episodes(n: int, turns: int) -> float:
     return time.perf_counter() - start
 
 
-async def tether_episodes(n: int, turns: int, db_url: str, checkpoint: bool = True) -> float:
-    """Seconds to run ``n`` concurrent tether episodes (SQLite store on; LangGraph checkpointer on by default)."""
-    store = await open_store(db_url)
-    try:
-        async with tether.Agent(
-            suite=NoopSuite(), model=CountingModel(turns), store=store, max_turns=turns + 1, checkpoint=checkpoint
-        ) as agent:
+async def tether_episodes(agent: tether.Agent, n: int) -> float:
+    """Seconds to run ``n`` concurrent episodes of an open tether ``Agent``."""
 
-            async def one() -> None:
-                episode = await agent.run("go")
-                assert episode.status == "done", episode.error
+    async def one() -> None:
+        episode = await agent.run("go")
+        assert episode.status == "done", episode.error
 
-            start = time.perf_counter()
-            await asyncio.gather(*(one() for _ in range(n)))
-            return time.perf_counter() - start
-    finally:
-        await store.close()
+    start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return time.perf_counter() - start
+
+
+def open_agent(store: Any, turns: int, checkpoint: bool) -> tether.Agent:
+    """The tether agent of the bench: no-op suite, counting model, budgets that never end an episode early."""
+    return tether.Agent(
+        suite=NoopSuite(),
+        model=CountingModel(turns),
+        store=store,
+        max_turns=turns + 1,
+        max_new_tokens=100 * turns,
+        checkpoint=checkpoint,
+    )
+
+
+LOOPS = ("bare", "bare_ckpt", "tether", "tether_ckpt")
+LABELS = {
+    "bare": "bare LangGraph",
+    "bare_ckpt": "bare + LangGraph checkpoints",
+    "tether": "tether (SQLite store)",
+    "tether_ckpt": "tether + checkpoints (default)",
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--turns", type=int, default=40)
+    parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--episodes", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sequential", type=int, default=5, help="single episodes per sample")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     async def measure() -> dict[str, Any]:
         tmp = Path(tempfile.mkdtemp(prefix="tether-bench-"))
-        url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
-        await tether_episodes(2, 3, url)  # warm up: migrations, imports
-        await bare_episodes(2, 3)
-        single_bare, single_tether, conc_bare, conc_tether = [], [], [], []
-        single_nocp, conc_nocp = [], []
+        store = await open_store(f"sqlite:///{tmp / 'bench.db'}")
+        async with contextlib.AsyncExitStack() as stack:
+            # every loop is built once and warmed up; the timed runs measure steady-state turns
+            runners: dict[str, Callable[[int], Awaitable[float]]] = {}
+            for loop in LOOPS:
+                if loop.startswith("bare"):
+                    graph = bare_graph(CountingModel(args.turns), NullSaver() if loop == "bare_ckpt" else None)
+                    runners[loop] = functools.partial(bare_episodes, graph, turns=args.turns)
+                else:
+                    agent = await stack.enter_async_context(open_agent(store, args.turns, loop == "tether_ckpt"))
+                    runners[loop] = functools.partial(tether_episodes, agent)
+                await runners[loop](2)
+            result = await compare(runners)
+        await store.close()
+        return result
+
+    async def compare(runners: dict[str, Callable[[int], Awaitable[float]]]) -> dict[str, Any]:
+        single: dict[str, list[float]] = {loop: [] for loop in LOOPS}
+        concurrent: dict[str, list[float]] = {loop: [] for loop in LOOPS}
         work = args.episodes * args.turns
         for _ in range(args.repeats):
-            single_bare.append(await bare_episodes(1, args.turns) / args.turns)
-            single_tether.append(await tether_episodes(1, args.turns, url) / args.turns)
-            single_nocp.append(await tether_episodes(1, args.turns, url, checkpoint=False) / args.turns)
-            conc_bare.append(work / await bare_episodes(args.episodes, args.turns))
-            conc_tether.append(work / await tether_episodes(args.episodes, args.turns, url))
-            conc_nocp.append(work / await tether_episodes(args.episodes, args.turns, url, checkpoint=False))
-        sb, st = statistics.median(single_bare), statistics.median(single_tether)
-        cb, ct = statistics.median(conc_bare), statistics.median(conc_tether)
-        sn, cn = statistics.median(single_nocp), statistics.median(conc_nocp)
+            for loop in LOOPS:  # one episode at a time, ``--sequential`` of them per sample
+                seconds = sum([await runners[loop](1) for _ in range(args.sequential)])
+                single[loop].append(seconds / (args.sequential * args.turns) * 1000)
+            for loop in LOOPS:
+                concurrent[loop].append(work / await runners[loop](args.episodes))
+        ms = {loop: statistics.median(v) for loop, v in single.items()}
+        tps = {loop: statistics.median(v) for loop, v in concurrent.items()}
         return {
             "turns_per_episode": args.turns,
             "concurrent_episodes": args.episodes,
-            "single_ms_per_turn_bare": sb * 1000,
-            "single_ms_per_turn_tether": st * 1000,
-            "single_ratio_tether_over_bare": st / sb,
+            "repeats": args.repeats,
+            "single_ms_per_turn": ms,
+            "concurrent_turns_per_s": tps,
+            "single_ratio_tether_over_bare": ms["tether"] / ms["bare"],
+            "single_ratio_tether_ckpt_over_bare_ckpt": ms["tether_ckpt"] / ms["bare_ckpt"],
+            "single_ratio_tether_ckpt_over_bare": ms["tether_ckpt"] / ms["bare"],
             "single_target_max": 1.5,
-            "single_ms_per_turn_tether_no_checkpointer": sn * 1000,
-            "single_ratio_no_checkpointer": sn / sb,
-            "concurrent_turns_per_s_tether_no_checkpointer": cn,
-            "concurrent_ratio_no_checkpointer": cn / cb,
-            "concurrent_turns_per_s_bare": cb,
-            "concurrent_turns_per_s_tether": ct,
-            "concurrent_ratio_tether_over_bare": ct / cb,
+            "concurrent_ratio_tether_over_bare": tps["tether"] / tps["bare"],
+            "concurrent_ratio_tether_ckpt_over_bare_ckpt": tps["tether_ckpt"] / tps["bare_ckpt"],
+            "concurrent_ratio_tether_ckpt_over_bare": tps["tether_ckpt"] / tps["bare"],
             "concurrent_target_min": 0.8,
         }
 
-    result = asyncio.run(measure())
+    r = asyncio.run(measure())
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(r))
         return
-    print(f"single episode, {result['turns_per_episode']} turns:")
-    print(f"  bare LangGraph   {result['single_ms_per_turn_bare']:.3f} ms/turn")
-    print(f"  tether (SQLite)  {result['single_ms_per_turn_tether']:.3f} ms/turn")
-    print(f"  ratio            {result['single_ratio_tether_over_bare']:.2f}x  (target <= 1.5x)")
-    print(f"  without the LangGraph checkpointer: {result['single_ratio_no_checkpointer']:.2f}x")
-    print(f"{result['concurrent_episodes']} concurrent episodes:")
-    print(f"  bare LangGraph   {result['concurrent_turns_per_s_bare']:.0f} turns/s")
-    print(f"  tether (SQLite)  {result['concurrent_turns_per_s_tether']:.0f} turns/s")
-    print(f"  ratio            {result['concurrent_ratio_tether_over_bare']:.2f}  (target >= 0.8)")
-    print(f"  without the LangGraph checkpointer: {result['concurrent_ratio_no_checkpointer']:.2f}")
+
+    def verdict(ok: bool) -> str:
+        return "meets target" if ok else "MISSES target"
+
+    print(f"single episode, {r['turns_per_episode']} turns (median of {r['repeats']}):")
+    for loop in LOOPS:
+        print(f"  {LABELS[loop]:32s} {r['single_ms_per_turn'][loop]:.3f} ms/turn")
+    a, b = r["single_ratio_tether_over_bare"], r["single_ratio_tether_ckpt_over_bare_ckpt"]
+    print(f"  tether / bare                              {a:.2f}x  (target <= 1.5x: {verdict(a <= 1.5)})")
+    print(f"  tether+checkpoints / bare+checkpoints      {b:.2f}x  (target <= 1.5x: {verdict(b <= 1.5)})")
+    print(f"  tether+checkpoints / bare                  {r['single_ratio_tether_ckpt_over_bare']:.2f}x")
+    print(f"{r['concurrent_episodes']} concurrent episodes (median of {r['repeats']}):")
+    for loop in LOOPS:
+        print(f"  {LABELS[loop]:32s} {r['concurrent_turns_per_s'][loop]:.0f} turns/s")
+    a, b = r["concurrent_ratio_tether_over_bare"], r["concurrent_ratio_tether_ckpt_over_bare_ckpt"]
+    print(f"  tether / bare                              {a:.2f}  (target >= 0.8: {verdict(a >= 0.8)})")
+    print(f"  tether+checkpoints / bare+checkpoints      {b:.2f}  (target >= 0.8: {verdict(b >= 0.8)})")
+    print(f"  tether+checkpoints / bare                  {r['concurrent_ratio_tether_ckpt_over_bare']:.2f}")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ ratio to the no-store baseline (target for SQLite with group commit: >= 0.8):
   memory             InMemoryStore
   sqlite             SqlStore on a SQLite file, group commit
   sqlite-batch1      SqlStore with max_batch=1 (one commit per write: what group commit saves)
-  sqlite+ckpt        SQLite store + tether's SQLite LangGraph checkpointer
+  sqlite+ckpt        SQLite store + tether's LangGraph checkpointer in the same database
+                     (StoreCheckpointSaver; steps here are committed on their own, not with the checkpoint)
   none+memory-ckpt   no store + LangGraph's InMemorySaver (what checkpointing costs by itself)
-  none+ckpt          no store + tether's SQLite checkpointer (LoopSqliteSaver)
+  none+ckpt          no store + tether's checkpointer on a SQLite file of its own
   none+stock-ckpt    no store + LangGraph's stock AsyncSqliteSaver (for comparison)
   postgres           SqlStore on PostgreSQL (only with --pg URL: a throwaway database is created on that server)
 
@@ -125,7 +126,7 @@ async def variant(name: str, tmp: Path, pg: str | None) -> AsyncIterator[tuple[T
         await store.close()
     elif name == "sqlite+ckpt":
         store = await SqlStore.open(f"sqlite:///{db}")
-        async with langgraph_checkpointer(store.url) as saver:
+        async with langgraph_checkpointer(store) as saver:
             yield store, saver
         await store.close()
     elif name == "none+memory-ckpt":

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     max_tokens_per_turn: int = 256
     wall_time_s: float = 300.0
     temperature: float = 0.0
+    #: tune the cyclic garbage collector when an agent opens (see ``tether.runtime.tune_gc``)
+    gc_tuning: bool = True
 
     @classmethod
     def settings_customise_sources(

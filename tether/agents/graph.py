@@ -18,10 +18,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, TypedDict
 
-from langgraph.graph import START, StateGraph
+from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
+from langgraph.types import Command
 
 from tether.agents.reasoning import ReasoningMode
 from tether.models.base import ChatModel
@@ -66,8 +67,6 @@ class Control(TypedDict, total=False):
     parse_errors: list[str]
     tool_calls: int
     invalid_calls: int
-    last_response: str
-    last_token_count: int
     first_answer_ms: float | None
     answers_streamed: int
 
@@ -83,6 +82,8 @@ class AgentState(TypedDict):
 
     ep: Control
 
+
+_ENDED = ("done", "truncated")
 
 EventSink = Callable[[Any], Awaitable[None]]
 
@@ -107,12 +108,31 @@ class EpisodeContext:
     messages: list[Message] = field(default_factory=list)
     #: the steps this context stored, in order (the episode's steps are the stored ones before + these)
     steps: list[Step] = field(default_factory=list)
-    last_token_ids: list[int] = field(default_factory=list)
-
+    #: commit steps with the checkpoint written after them (the store's ``add_step_deferred``)
+    defer_commits: bool = False
+    pending_commits: list[asyncio.Future[None]] = field(default_factory=list)
+    #: the tool calls the model node just parsed (None: take them from the checkpointed state)
+    pending_calls: list[ToolCall] | None = None
 
     def elapsed_ms(self) -> float:
         """Wall-clock milliseconds this episode has run, across resumes."""
         return self.elapsed_before_ms + (time.monotonic() - self.started) * 1000
+
+
+async def store_step(ctx: EpisodeContext, step: Step) -> None:
+    """Write a step to the store: committed before this returns, or (``defer_commits``) together
+    with the checkpoint LangGraph writes when the node returns, awaited by ``settle_commits``."""
+    if ctx.defer_commits:
+        ctx.pending_commits.append(ctx.store.add_step_deferred(ctx.episode_id, step))
+    else:
+        await ctx.store.add_step(ctx.episode_id, step)
+    ctx.steps.append(step)
+
+
+async def settle_commits(ctx: EpisodeContext) -> None:
+    """Wait until every deferred step of the episode is committed (``StoreError`` if one failed)."""
+    while ctx.pending_commits:
+        await ctx.pending_commits.pop(0)
 
 
 def messages_from_steps(steps: list[Step]) -> list[Message]:
@@ -180,17 +200,21 @@ async def _sample(
 def build_graph(checkpointer: Any = None) -> Any:
     """Compile the agent graph (once per agent; episodes differ only in state and context)."""
 
-    async def model_node(state: AgentState, runtime: Runtime[EpisodeContext]) -> dict[str, Any]:
+    async def model_node(state: AgentState, runtime: Runtime[EpisodeContext]) -> Command[str]:
         ctx, ep = runtime.context, state["ep"]
+        await settle_commits(ctx)
         messages = list(ctx.messages)
         remaining = ctx.budget["max_new_tokens"] - ep.get("new_tokens", 0)
-        params = ctx.sampling.model_copy(update={"max_tokens": max(1, min(ctx.sampling.max_tokens, remaining))})
+        params = ctx.sampling
+        if remaining < params.max_tokens:
+            params = params.model_copy(update={"max_tokens": max(1, remaining)})
         started = time.perf_counter()
         remaining_s = ctx.budget["wall_time_s"] - ctx.elapsed_ms() / 1000
         try:
-            completion, answers, answer_ms = await asyncio.wait_for(_sample(ctx, messages, params), remaining_s)
+            async with asyncio.timeout(remaining_s):
+                completion, answers, answer_ms = await _sample(ctx, messages, params)
         except TimeoutError:  # the wall-time budget ran out mid-turn: the unfinished turn is dropped
-            return {"ep": {**ep, "status": "truncated", "elapsed_ms": ctx.elapsed_ms()}}
+            return Command(update={"ep": {**ep, "status": "truncated", "elapsed_ms": ctx.elapsed_ms()}}, goto=END)
         duration = (time.perf_counter() - started) * 1000
         parsed = parse_tool_calls(completion.text, ctx.toolset)
         index = ep.get("next_index", 1)
@@ -206,14 +230,13 @@ def build_graph(checkpointer: Any = None) -> Any:
             policy_version=completion.policy_version,
             duration_ms=duration,
         )
-        await ctx.store.add_step(ctx.episode_id, step)
-        ctx.steps.append(step)
-        ctx.last_token_ids = completion.token_ids
+        await store_step(ctx, step)
         if ctx.emit is not None:
             await ctx.emit(StepCompleted(episode_id=ctx.episode_id, step=step))
         assistant = Message(
             role="assistant", content=completion.text, tool_calls=parsed.calls, token_ids=completion.token_ids
         )
+        ctx.pending_calls = parsed.calls
         first_ms = ep.get("first_answer_ms")
         if first_ms is None:
             first_ms = answer_ms
@@ -226,8 +249,6 @@ def build_graph(checkpointer: Any = None) -> Any:
             "new_tokens": ep.get("new_tokens", 0) + len(completion.token_ids),
             "pending_calls": [c.model_dump(mode="json") for c in parsed.calls],
             "parse_errors": parsed.errors,
-            "last_response": completion.text,
-            "last_token_count": len(completion.token_ids),
             "first_answer_ms": first_ms,
             "answers_streamed": ep.get("answers_streamed", 0) + len(answers),
             "elapsed_ms": ctx.elapsed_ms(),
@@ -240,23 +261,30 @@ def build_graph(checkpointer: Any = None) -> Any:
                 update["parse_errors"] = ["no tool call found: call one of the tools (or the answer tool to finish)."]
         if update.get("status") != "done" and _over_budget(update, ctx):
             update["status"] = "truncated"
-        return {"ep": update}
+        return Command(update={"ep": update}, goto=END if update.get("status") in _ENDED else "tools")
 
-    async def tools_node(state: AgentState, runtime: Runtime[EpisodeContext]) -> dict[str, Any]:
+    async def tools_node(state: AgentState, runtime: Runtime[EpisodeContext]) -> Command[str]:
         ctx, ep = runtime.context, state["ep"]
+        await settle_commits(ctx)
         started = time.perf_counter()
         results: list[ToolResult] = []
         final_answer: str | None = None
         for n, err in enumerate(ep.get("parse_errors", [])):
             results.append(ToolResult(call_id=f"invalid_{n}", name="", content=f"ToolError: {err}", is_error=True))
-        calls = [ToolCall.model_validate(c) for c in ep.get("pending_calls", [])]
+        # the calls the model node parsed; after a resume, rebuilt from the checkpointed state
+        calls = ctx.pending_calls
+        if calls is None:
+            calls = [ToolCall.model_validate(c) for c in ep.get("pending_calls", [])]
+        ctx.pending_calls = None
         for call in calls:
             result = await ctx.toolset.call(call)
             results.append(result)
             if not result.is_error and ctx.toolset.get(call.name).terminal:
                 final_answer = result.content
                 break
-        tool_messages = [Message(role="tool", content=r.content, tool_call_id=r.call_id) for r in results]
+        tool_messages = [
+            Message(role="tool", content=r.content, tool_call_id=r.call_id) for r in results
+        ]
         index = ep.get("next_index", 1)
         step = Step(
             index=index,
@@ -266,8 +294,7 @@ def build_graph(checkpointer: Any = None) -> Any:
             tool_results=results,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
-        await ctx.store.add_step(ctx.episode_id, step)
-        ctx.steps.append(step)
+        await store_step(ctx, step)
         if ctx.emit is not None:
             await ctx.emit(StepCompleted(episode_id=ctx.episode_id, step=step))
         ctx.messages.extend(tool_messages)
@@ -286,19 +313,10 @@ def build_graph(checkpointer: Any = None) -> Any:
             update["final_answer"] = final_answer
         elif _over_budget(update, ctx):
             update["status"] = "truncated"
-        return {"ep": update}
-
-    # routers are async so LangGraph does not hop to a thread pool for them
-    async def after_model(graph_state: AgentState) -> Literal["tools", "__end__"]:
-        return "__end__" if graph_state["ep"].get("status") in ("done", "truncated") else "tools"
-
-    async def after_tools(graph_state: AgentState) -> Literal["model", "__end__"]:
-        return "__end__" if graph_state["ep"].get("status") in ("done", "truncated") else "model"
+        return Command(update={"ep": update}, goto=END if update.get("status") in _ENDED else "model")
 
     graph = StateGraph(AgentState, context_schema=EpisodeContext)
-    graph.add_node("model", model_node)
-    graph.add_node("tools", tools_node)
+    graph.add_node("model", model_node, destinations=("tools", END))
+    graph.add_node("tools", tools_node, destinations=("model", END))
     graph.add_edge(START, "model")
-    graph.add_conditional_edges("model", after_model)
-    graph.add_conditional_edges("tools", after_tools)
     return graph.compile(checkpointer=checkpointer)

@@ -17,13 +17,22 @@ import traceback
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from tether.agents.graph import AgentState, Budget, EpisodeContext, build_graph, messages_from_steps
+from tether.agents.graph import (
+    AgentState,
+    Budget,
+    EpisodeContext,
+    build_graph,
+    messages_from_steps,
+    settle_commits,
+)
 from tether.agents.reasoning import get_reasoning_mode
 from tether.config import get_settings
 from tether.errors import ModelError, UserError
 from tether.models import ChatModel, load_model
+from tether.runtime import tune_gc
 from tether.store import langgraph_checkpointer, open_store
 from tether.store.base import TrajectoryStore
+from tether.store.saver import StoreCheckpointSaver
 from tether.suites import Suite, get_suite
 from tether.tools.calls import render_tools_prompt
 from tether.types import (
@@ -97,9 +106,11 @@ class Agent:
         self.store: TrajectoryStore
         self.run_record: Run
         self._graph: Any = None
+        self._saver: StoreCheckpointSaver | None = None
         self.model_spec = model if isinstance(model, str) else ""
 
     async def __aenter__(self) -> Agent:
+        tune_gc()
         stack = contextlib.AsyncExitStack()
         await stack.__aenter__()
         try:
@@ -113,10 +124,9 @@ class Agent:
                 stack.push_async_callback(self.store.close)
             else:
                 self.store = self._store_arg
-            checkpointer = None
             if self._checkpoint:
-                checkpointer = await stack.enter_async_context(langgraph_checkpointer(self.store.url))
-            self._graph = build_graph(checkpointer)
+                self._saver = await stack.enter_async_context(langgraph_checkpointer(self.store))
+            self._graph = build_graph(self._saver)
             self.model_spec = (
                 self._model_arg if isinstance(self._model_arg, str) else getattr(self.model, "spec", self.model.name)
             )
@@ -274,6 +284,7 @@ class Agent:
                     budget=self.budget,
                     emit=emit,
                     constrained=self.constrained,
+                    defer_commits=self._saver is not None,
                 )
                 if resume is None or resume[1] == "restart":
                     if resume is None:
@@ -286,6 +297,8 @@ class Agent:
                     else:
                         messages = list(episode.steps[0].messages)
                     ctx.messages = messages
+                    if resume is None and self._saver is not None:
+                        self._saver.expect_new_thread(episode.id)
                     state: AgentState = {"ep": {"episode_id": episode.id, "n_messages": len(messages), "next_index": 1}}
                     final = (await self._graph.ainvoke(state, config, context=ctx))["ep"]
                 else:
@@ -297,6 +310,7 @@ class Agent:
                         raise UserError(f"Episode {episode.id}: its stored steps do not match its checkpoint.")
                     if resume[1] == "continue":
                         final = (await self._graph.ainvoke(None, config, context=ctx))["ep"]
+                await settle_commits(ctx)
             episode.status = "done" if final.get("status") == "done" else "truncated"
             episode.final_answer = final.get("final_answer")
         except (ModelError, UserError) as exc:
@@ -304,18 +318,22 @@ class Agent:
         except Exception:  # anything else is a bug: store the traceback
             episode.status, episode.error = "error", traceback.format_exc()
         if ctx is not None:
+            with contextlib.suppress(Exception):  # after an error: let deferred steps land before finishing
+                await settle_commits(ctx)
             episode.steps.extend(ctx.steps)
-        episode.metrics.update(self._metrics(final, ctx))
+        episode.metrics.update(self._metrics(final, episode.steps))
         episode.finished_at = utcnow()
         episode.duration_ms = float(final.get("elapsed_ms") or (time.monotonic() - started) * 1000)
         if episode.status != "error":
             episode.rewards, episode.reward_errors = self.suite.score(task, episode)
         await self.store.finish_episode(episode)
+        if self._saver is not None:  # an ended episode is never resumed: drop its checkpoints
+            await self._saver.adelete_thread(episode.id)
         if emit is not None:
             await emit(EpisodeFinished(episode=episode))
         return episode
 
-    def _metrics(self, state: dict[str, Any], ctx: EpisodeContext | None) -> dict[str, float]:
+    def _metrics(self, state: dict[str, Any], steps: list[Step]) -> dict[str, float]:
         metrics = {
             "turns": float(state.get("turns", 0)),
             "tool_calls": float(state.get("tool_calls", 0)),
@@ -325,14 +343,15 @@ class Agent:
         }
         if state.get("first_answer_ms") is not None:
             metrics["ttfa_ms"] = float(state["first_answer_ms"])
-        if state.get("last_response") is not None:
+        last = next((s for s in reversed(steps) if s.role == "assistant"), None)  # the final response
+        if last is not None:
             decode = getattr(getattr(self.model, "tokenizer", None), "decode", None)
             metrics.update(
                 self.mode.metrics(
-                    state.get("last_response", ""),
-                    int(state.get("last_token_count", 0)),
+                    last.text,
+                    len(last.token_ids),
                     state.get("first_answer_ms"),
-                    token_ids=ctx.last_token_ids if ctx is not None and ctx.last_token_ids else None,
+                    token_ids=last.token_ids or None,
                     decode=(lambda ids: decode(ids, skip_special_tokens=True)) if decode is not None else None,
                 )
             )

@@ -9,6 +9,7 @@ Errors: ``tether.errors.StoreError`` for an unusable URL or a failed database.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -39,6 +40,11 @@ class TrajectoryStore(Protocol):
 
     async def add_step(self, episode_id: str, step: Step) -> None:
         """Append one step and commit it before returning."""
+        ...
+
+    def add_step_deferred(self, episode_id: str, step: Step) -> asyncio.Future[None]:
+        """Queue a step to commit with the next write that waits (soon in any case); the future
+        resolves once it is committed, or fails with ``StoreError``."""
         ...
 
     async def delete_steps_from(self, episode_id: str, index: int) -> None:

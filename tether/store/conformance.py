@@ -433,6 +433,126 @@ async def check_closed_store(factory: StoreFactory) -> None:
         raise AssertionError("a closed store must raise StoreError")
 
 
+async def check_deferred_steps(factory: StoreFactory) -> None:
+    """``add_step_deferred``: the future resolves once the step is committed (with a later write
+    that waits, or on its own soon after), a second store then sees it, and a bad step fails
+    its own future with ``StoreError`` while the others commit."""
+    first, second = await _open2(factory)
+    try:
+        ep = make_episode()
+        await first.start_episode(ep)
+        alone = first.add_step_deferred(ep.id, make_step(0))
+        await asyncio.wait_for(alone, 10)  # nothing else is written: it commits on its own
+        riding = first.add_step_deferred(ep.id, make_step(1))
+        duplicate = first.add_step_deferred(ep.id, make_step(1))
+        await first.add_step(ep.id, make_step(2))  # a write that waits takes the deferred ones along
+        await asyncio.wait_for(riding, 10)
+        try:
+            await asyncio.wait_for(duplicate, 10)
+        except StoreError:
+            pass
+        else:
+            raise AssertionError("a deferred step with a taken index must fail with StoreError")
+        got = await second.get_episode(ep.id)
+        _same([s.index for s in got.steps] if got else None, [0, 1, 2], "deferred steps seen by a second store")
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def check_langgraph_checkpoints(factory: StoreFactory) -> None:
+    """``StoreCheckpointSaver`` on the store: a second store resumes an interrupted graph; the
+    store keeps the newest checkpoint of a thread with its parent and its pending writes (the
+    first regular write of a task slot wins, special ones are replaced), drops those writes
+    when a newer checkpoint arrives, and deletes a thread."""
+    from typing import TypedDict
+
+    from langgraph.checkpoint.base import empty_checkpoint
+    from langgraph.constants import ERROR
+    from langgraph.graph import END, START, StateGraph
+
+    from tether.store.saver import StoreCheckpointSaver
+
+    class State(TypedDict):
+        log: list[str]
+
+    def graph() -> Any:
+        g = StateGraph(State)
+        g.add_node("first", lambda s: {"log": [*s["log"], "first"]})
+        g.add_node("second", lambda s: {"log": [*s["log"], "second"]})
+        g.add_edge(START, "first")
+        g.add_edge("first", "second")
+        g.add_edge("second", END)
+        return g
+
+    first, second = await _open2(factory)
+    try:
+        config: Any = {"configurable": {"thread_id": new_id()}}
+        saver = StoreCheckpointSaver(first)  # type: ignore[arg-type]
+        g1 = graph().compile(checkpointer=saver, interrupt_before=["second"])
+        _same((await g1.ainvoke({"log": []}, config))["log"], ["first"], "state at the interrupt")
+        g2 = graph().compile(checkpointer=StoreCheckpointSaver(second), interrupt_before=["second"])  # type: ignore[arg-type]
+        state = await g2.aget_state(config)
+        _same(state.next, ("second",), "the second store's next node")
+        _same((await g2.ainvoke(None, config))["log"], ["first", "second"], "resumed state")
+        _same(len([s async for s in g2.aget_state_history(config)]), 1, "history holds the newest checkpoint")
+
+        # the saver API directly
+        tid = new_id()
+        base: Any = {"configurable": {"thread_id": tid, "checkpoint_ns": ""}}
+        configs = []
+        parent = base
+        for step in range(3):
+            cp = empty_checkpoint()
+            cp["channel_values"] = {"x": step}
+            parent = await saver.aput(parent, cp, {"source": "loop", "step": step}, {})
+            configs.append(parent)
+        await saver.aput_writes(configs[-1], [("a", 1), ("b", 2)], "task1", "p1")
+        await saver.aput_writes(configs[-1], [("a", 99)], "task1", "p1")  # same (task, idx): the first write stays
+        await saver.aput_writes(configs[-1], [(ERROR, "boom")], "task0", "p0")
+        await saver.aput_writes(configs[-1], [(ERROR, "bang")], "task0", "p0")  # special channel: replaced
+        latest = await StoreCheckpointSaver(second).aget_tuple(base)  # type: ignore[arg-type]
+        _expect(latest is not None, "the newest checkpoint is found")
+        assert latest is not None
+        _same(latest.config, configs[-1], "config of the newest checkpoint")
+        _same(latest.checkpoint["channel_values"], {"x": 2}, "newest checkpoint's values")
+        _same(latest.parent_config, configs[1], "parent of the newest checkpoint")
+        _same(latest.metadata["step"], 2, "checkpoint metadata")
+        _same(
+            latest.pending_writes,
+            [("task0", ERROR, "bang"), ("task1", "a", 1), ("task1", "b", 2)],
+            "pending writes in task order",
+        )
+        _same(await saver.aget_tuple(configs[1]), None, "an older checkpoint is not kept")
+        same_id = await saver.aget_tuple(configs[-1])
+        _same(same_id.config if same_id else None, configs[-1], "the newest checkpoint by its id")
+        _same([t.config async for t in saver.alist(base)], [configs[-1]], "alist: the newest only")
+        _same([t.config async for t in saver.alist(base, before=configs[-1])], [], "alist before the newest")
+        _same([t.config async for t in saver.alist(base, filter={"step": 2})], [configs[-1]], "alist filter")
+        _same([t.config async for t in saver.alist(base, filter={"step": 0})], [], "alist filter, no match")
+        newer = await saver.aput(configs[-1], empty_checkpoint(), {"source": "loop", "step": 3}, {})
+        after = await saver.aget_tuple(base)
+        _same(
+            (after.config, after.pending_writes) if after else None, (newer, []), "a newer checkpoint drops old writes"
+        )
+        # puts racing into one commit: writes for the replaced checkpoint go, writes for the new one stay
+        cp5 = empty_checkpoint()
+        cfg5: Any = {"configurable": {"thread_id": tid, "checkpoint_ns": "", "checkpoint_id": cp5["id"]}}
+        await asyncio.gather(
+            saver.aput_writes(newer, [("c", 3)], "task2", "p2"),
+            saver.aput(newer, cp5, {"source": "loop", "step": 4}, {}),
+            saver.aput_writes(cfg5, [("d", 4)], "task3", "p3"),
+        )
+        after = await saver.aget_tuple(base)
+        _same((after.config, after.pending_writes) if after else None, (cfg5, [("task3", "d", 4)]), "racing puts")
+        await saver.adelete_thread(tid)
+        _same(await saver.aget_tuple(base), None, "a deleted thread has no checkpoint")
+        _expect(await saver.aget_tuple(config) is not None, "deleting one thread keeps the others")
+    finally:
+        await first.close()
+        await second.close()
+
+
 CHECKS: list[Check] = [
     check_runs,
     check_episode_roundtrip,
@@ -445,6 +565,8 @@ CHECKS: list[Check] = [
     check_concurrency,
     check_visible_to_second_store,
     check_closed_store,
+    check_deferred_steps,
+    check_langgraph_checkpoints,
 ]
 
 

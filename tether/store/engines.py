@@ -160,6 +160,37 @@ class SqliteExecutor(Executor):
             with conn.begin():
                 return fn(conn)
 
+    def _write_dbapi_sync(self, fn: Callable[[sqlite3.Connection], T], busy_ms: int = 0) -> T:
+        conn: sqlite3.Connection = self._writer().connection.driver_connection  # type: ignore[assignment]
+        if busy_ms:
+            conn.execute(f"PRAGMA busy_timeout={busy_ms}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+        finally:
+            if busy_ms:
+                conn.execute("PRAGMA busy_timeout=0")
+
+    async def write_dbapi(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the raw ``sqlite3`` write connection in one ``BEGIN IMMEDIATE`` transaction.
+
+        In the loop thread; if another process holds the write lock, in a worker thread that
+        waits for it (up to 30 s).
+        """
+        try:
+            return self._write_dbapi_sync(fn)
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+        return await asyncio.to_thread(self._write_dbapi_sync, fn, _SLOW_BUSY_MS)
+
     async def migrate(self) -> None:
         await asyncio.to_thread(self._write_sync, migrate.upgrade_sync, _SLOW_BUSY_MS)
 

@@ -6,6 +6,7 @@ Several stores can share one ``MemoryData`` to act like two connections to one d
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,6 +14,7 @@ from typing import Any
 
 from tether.errors import StoreError
 from tether.store.codec import to_utc
+from tether.store.saver import PendingWrites
 from tether.types import Episode, Run, Step
 
 _FINISH_FIELDS = (
@@ -35,6 +37,12 @@ class MemoryData:
     episodes: dict[str, Episode] = field(default_factory=dict)  # steps kept apart, below
     steps: dict[str, dict[int, Step]] = field(default_factory=dict)
     metrics: dict[str, list[tuple[int, dict[str, float]]]] = field(default_factory=dict)
+    #: LangGraph checkpoints: (thread_id, ns) -> the newest checkpoint row, and
+    #: -> {(checkpoint_id, task_id, idx): pending-write row}
+    checkpoints: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    checkpoint_writes: dict[tuple[str, str], dict[tuple[str, str, int], dict[str, Any]]] = field(
+        default_factory=dict
+    )
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -87,6 +95,20 @@ class InMemoryStore:
 
     async def add_step(self, episode_id: str, step: Step) -> None:
         """Append one step. ``StoreError`` for an unknown episode or a taken index."""
+        self._add_step(episode_id, step)
+
+    def add_step_deferred(self, episode_id: str, step: Step) -> asyncio.Future[None]:
+        """``add_step`` done now; the returned future holds its outcome (as ``SqlStore``'s does)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        try:
+            self._add_step(episode_id, step)
+        except StoreError as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(None)
+        return fut
+
+    def _add_step(self, episode_id: str, step: Step) -> None:
         self._check(f"add step {step.index} to episode {episode_id}")
         if episode_id not in self.data.episodes:
             raise StoreError(f"Cannot add step {step.index}: episode {episode_id} was not started in this store.")
@@ -168,6 +190,64 @@ class InMemoryStore:
         for step, metrics in sorted(self.data.metrics.get(run_id, []), key=lambda x: x[0]):
             merged.setdefault(step, {"step": step}).update(metrics)
         return list(merged.values())
+
+    # ----- LangGraph checkpoints (``tether.store.saver``): the newest of each thread -----
+
+    async def put_checkpoint(self, row: dict[str, Any]) -> None:
+        """Make ``row`` the thread's checkpoint and drop writes made after any other checkpoint."""
+        self._check(f"store checkpoint {row['checkpoint_id']} of {row['thread_id']}")
+        key = (row["thread_id"], row["checkpoint_ns"])
+        self.data.checkpoints[key] = dict(row)
+        writes = self.data.checkpoint_writes.get(key, {})
+        for wkey in [k for k, w in writes.items() if w["checkpoint_id"] != row["checkpoint_id"]]:
+            del writes[wkey]
+
+    async def put_checkpoint_writes(self, writes: PendingWrites) -> None:
+        """Store a task's pending writes (existing slots kept, or overwritten when ``writes.replace``)."""
+        self._check("store checkpoint writes")
+        replace = writes.replace
+        for row in writes.rows():
+            stored = self.data.checkpoint_writes.setdefault((row["thread_id"], row["checkpoint_ns"]), {})
+            key = (row["checkpoint_id"], row["task_id"], row["idx"])
+            if replace or key not in stored:
+                stored[key] = dict(row)
+
+    async def delete_checkpoints(self, thread_id: str) -> None:
+        """Delete the checkpoint and pending writes of a thread."""
+        self._check(f"delete the checkpoints of {thread_id}")
+        for table in (self.data.checkpoints, self.data.checkpoint_writes):
+            for key in [k for k in table if k[0] == thread_id]:
+                del table[key]
+
+    def _record(self, key: tuple[str, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        row = self.data.checkpoints[key]
+        writes = self.data.checkpoint_writes.get(key, {}).values()
+        return dict(row), [dict(w) for w in writes if w["checkpoint_id"] == row["checkpoint_id"]]
+
+    async def get_checkpoint(
+        self, thread_id: str, ns: str, checkpoint_id: str | None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The thread's checkpoint (if ``checkpoint_id`` is None or its id) and its pending writes, or None."""
+        self._check(f"read the checkpoint of {thread_id}")
+        row = self.data.checkpoints.get((thread_id, ns))
+        if row is None or (checkpoint_id is not None and row["checkpoint_id"] != checkpoint_id):
+            return None
+        return self._record((thread_id, ns))
+
+    async def list_checkpoints(
+        self, thread_id: str | None, ns: str | None, *, before: str | None = None, limit: int | None = None
+    ) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """Checkpoints newest first with their writes (None for thread or namespace matches any)."""
+        self._check("list checkpoints")
+        keys = [
+            k
+            for k, row in self.data.checkpoints.items()
+            if (thread_id is None or k[0] == thread_id)
+            and (ns is None or k[1] == ns)
+            and (before is None or row["checkpoint_id"] < before)
+        ]
+        keys.sort(key=lambda k: self.data.checkpoints[k]["checkpoint_id"], reverse=True)
+        return [self._record(k) for k in keys[:limit]]
 
     async def close(self) -> None:
         """Mark the store closed (the data stays with its ``MemoryData``)."""

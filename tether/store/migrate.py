@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD = "0001"
+HEAD = "0002"
 _PG_LOCK_KEY = 0x7E7E_0001  # arbitrary, constant for tether's schema
 
 

@@ -15,7 +15,9 @@ each database (asyncpg for PostgreSQL, the stdlib driver in the loop for SQLite)
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,15 +42,28 @@ from tether.store.rows import (
     step_row,
     to_json,
 )
-from tether.store.tables import episodes, rewards, runs, steps, train_metrics
+from tether.store.saver import PendingWrites
+from tether.store.sqlite_statements import SqliteStatement
+from tether.store.tables import (
+    episodes,
+    lg_checkpoint_writes,
+    lg_checkpoints,
+    rewards,
+    runs,
+    steps,
+    train_metrics,
+)
 from tether.store.urls import display_url, normalize_url
 from tether.types import Episode, Run, Step, utcnow
 
 T = TypeVar("T")
-_RUN, _START, _STEP, _FINISH, _METRICS, _DELETE = range(6)
-_STOP = object()
+_RUN, _START, _STEP, _FINISH, _METRICS, _DELETE, _CKPT, _CKPT_WRITES, _CKPT_DELETE = range(9)
+#: operations that split a batch, so every write keeps its order around them
+_BARRIERS = (_DELETE, _CKPT_DELETE)
 #: columns ``finish_episode`` overwrites on an existing row
 _FINISH_COLUMNS = ("status", "final_answer", "metrics", "error", "finished_at", "duration_ms")
+#: columns a newer checkpoint of a thread overwrites (the store keeps one checkpoint per thread)
+_CKPT_COLUMNS = ("checkpoint_id", "parent_checkpoint_id", "type", "checkpoint", "metadata_type", "metadata")
 _CHUNK = 500  # ids per IN (...) when reading steps/rewards of many episodes
 _HEAVY_LIMIT = 200  # list_episodes above this many rows (or with steps) reads off the loop on SQLite
 
@@ -73,7 +88,7 @@ class _Op:
 class SqlStore:
     """The SQL ``TrajectoryStore``. Build it with ``await SqlStore.open(url)`` (or ``tether.store.open_store``)."""
 
-    def __init__(self, url: str, *, max_batch: int = 1000) -> None:
+    def __init__(self, url: str, *, max_batch: int = 1000, defer_s: float = 0.002) -> None:
         backend, self.url = normalize_url(url)
         if backend == "memory":
             raise StoreError("SqlStore needs a SQLite or PostgreSQL URL; use InMemoryStore for memory://.")
@@ -87,25 +102,71 @@ class SqlStore:
         else:
             self._db = PostgresExecutor(self.url)
             ins = pg_dialect.insert
-        self._ins_run = ins(runs).on_conflict_do_nothing(index_elements=["id"])
-        self._ins_start = ins(episodes).on_conflict_do_nothing(index_elements=["id"])
         upsert = ins(episodes)
-        self._upsert_finish = upsert.on_conflict_do_update(
-            index_elements=["id"], set_={c: upsert.excluded[c] for c in _FINISH_COLUMNS}
-        )
-        self._ins_step = sa.insert(steps)
-        self._del_rewards = sa.delete(rewards).where(rewards.c.episode_id.in_(sa.bindparam("ids", expanding=True)))
-        self._ins_rewards = sa.insert(rewards)
-        self._ins_metrics = sa.insert(train_metrics)
-        self._del_steps = sa.delete(steps).where(
-            steps.c.episode_id == sa.bindparam("eid"), steps.c.index >= sa.bindparam("start")
-        )
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        ckpt = ins(lg_checkpoints)
+        writes = ins(lg_checkpoint_writes)
+        w = lg_checkpoint_writes.c
+        #: every write statement, by name; ``_apply`` runs them with lists of row dicts
+        self._statements: dict[str, Any] = {
+            "run": ins(runs).on_conflict_do_nothing(index_elements=["id"]),
+            "start": ins(episodes).on_conflict_do_nothing(index_elements=["id"]),
+            "step": sa.insert(steps),
+            "finish": upsert.on_conflict_do_update(
+                index_elements=["id"], set_={c: upsert.excluded[c] for c in _FINISH_COLUMNS}
+            ),
+            "delete_rewards": sa.delete(rewards).where(rewards.c.episode_id == sa.bindparam("eid")),
+            "insert_rewards": sa.insert(rewards),
+            "metrics": sa.insert(train_metrics),
+            "delete_steps": sa.delete(steps).where(
+                steps.c.episode_id == sa.bindparam("eid"), steps.c.index >= sa.bindparam("start")
+            ),
+            "checkpoint": ckpt.on_conflict_do_update(
+                index_elements=["thread_id", "checkpoint_ns"],
+                set_={c: ckpt.excluded[c] for c in _CKPT_COLUMNS},
+            ),
+            "delete_stale_writes": sa.delete(lg_checkpoint_writes).where(
+                w.thread_id == sa.bindparam("tid"),
+                w.checkpoint_ns == sa.bindparam("ns"),
+                w.checkpoint_id != sa.bindparam("cid"),
+            ),
+            "checkpoint_writes": writes.on_conflict_do_nothing(),
+            "replace_checkpoint_writes": writes.on_conflict_do_update(
+                index_elements=[c.name for c in lg_checkpoint_writes.primary_key.columns],
+                set_={c: writes.excluded[c] for c in ("task_path", "channel", "type", "value")},
+            ),
+            "delete_checkpoint_writes": sa.delete(lg_checkpoint_writes).where(w.thread_id == sa.bindparam("tid")),
+            "delete_checkpoints": sa.delete(lg_checkpoints).where(lg_checkpoints.c.thread_id == sa.bindparam("tid")),
+        }
+        self._sqlite: dict[str, SqliteStatement] = {}
+        if backend == "sqlite":
+            self._sqlite = self._compile_sqlite()
+        #: queued operations, in order; ``_wake`` tells the writer to commit them
+        self._ops: collections.deque[_Op] = collections.deque()
+        self._wake = asyncio.Event()
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._stopping = False
+        #: how long a deferred operation may wait for a write that commits it
+        self.defer_s = defer_s
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
         #: number of committed write transactions and of operations they held (for benchmarks)
         self.commits = 0
         self.committed_ops = 0
+
+    def _compile_sqlite(self) -> dict[str, SqliteStatement]:
+        """The write statements as raw SQLite SQL (see ``tether.store.sqlite_statements``)."""
+        params = {
+            "delete_rewards": ["eid"],
+            "delete_steps": ["eid", "start"],
+            "delete_stale_writes": ["tid", "ns", "cid"],
+            "delete_checkpoint_writes": ["tid"],
+            "delete_checkpoints": ["tid"],
+        }
+        compiled = {}
+        for name, stmt in self._statements.items():
+            keys = params.get(name) or [c.name for c in stmt.table.columns if c.autoincrement is not True]
+            compiled[name] = SqliteStatement(stmt, keys)
+        return compiled
 
     @classmethod
     async def open(cls, url: str, **options: Any) -> SqlStore:
@@ -122,12 +183,20 @@ class SqlStore:
 
     # ----- writes -----
 
-    async def _submit(self, kind: int, payload: Any, what: str) -> None:
+    def _enqueue(self, kind: int, payload: Any, what: str, *, defer: bool = False) -> asyncio.Future[None]:
         if self._closed or self._writer is None or self._writer.done():
             raise StoreError(f"Cannot {what}: the store is closed.")
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Op(kind, payload, fut, what))
-        await fut
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._ops.append(_Op(kind, payload, fut, what))
+        if not defer:
+            self._wake.set()
+        elif self._flush_timer is None and not self._wake.is_set():
+            self._flush_timer = loop.call_later(self.defer_s, self._wake.set)
+        return fut
+
+    async def _submit(self, kind: int, payload: Any, what: str) -> None:
+        await self._enqueue(kind, payload, what)
 
     async def create_run(self, run: Run) -> None:
         """Insert a run (idempotent on id)."""
@@ -140,6 +209,17 @@ class SqlStore:
     async def add_step(self, episode_id: str, step: Step) -> None:
         """Append one step; returns once it is committed. ``StoreError`` for an unknown episode or a taken index."""
         await self._submit(_STEP, step_row(episode_id, step), f"add step {step.index} to episode {episode_id}")
+
+    def add_step_deferred(self, episode_id: str, step: Step) -> asyncio.Future[None]:
+        """Queue a step to commit with the next write that waits (within ``defer_s`` at the latest).
+
+        Returns a future that resolves once the step is committed (or fails with ``StoreError``).
+        The agent graph uses it when a checkpointer runs, so a step and the checkpoint written
+        right after it share one transaction.
+        """
+        return self._enqueue(
+            _STEP, step_row(episode_id, step), f"add step {step.index} to episode {episode_id}", defer=True
+        )
 
     async def finish_episode(self, episode: Episode) -> None:
         """Update status, final answer, rewards, metrics, error and timings (inserts the row if it is missing)."""
@@ -154,41 +234,115 @@ class SqlStore:
         """Delete the steps of an episode whose index is ``index`` or more (when resuming an episode)."""
         await self._submit(_DELETE, {"eid": episode_id, "start": index}, f"delete steps of episode {episode_id}")
 
+    # ----- LangGraph checkpoints (``tether.store.saver``) -----
+
+    async def put_checkpoint(self, row: dict[str, Any]) -> None:
+        """Make ``row`` its thread's checkpoint (the store keeps the newest only) and drop the
+        pending writes made after any other checkpoint of the thread; returns once committed."""
+        await self._submit(_CKPT, row, f"store checkpoint {row['checkpoint_id']} of {row['thread_id']}")
+
+    async def put_checkpoint_writes(self, writes: PendingWrites) -> None:
+        """Store a task's pending writes (existing slots kept, or overwritten when ``writes.replace``).
+
+        Deferred: LangGraph puts the writes of a task just before the checkpoint that follows
+        them, so both commit in one transaction (within ``defer_s`` in any case), and writes
+        that checkpoint replaces are dropped unserialised.
+        """
+        await self._enqueue(_CKPT_WRITES, writes, f"store checkpoint writes of {writes.thread_id}", defer=True)
+
+    async def delete_checkpoints(self, thread_id: str) -> None:
+        """Delete every checkpoint and pending write of a thread."""
+        await self._submit(_CKPT_DELETE, thread_id, f"delete the checkpoints of {thread_id}")
+
+    async def get_checkpoint(
+        self, thread_id: str, ns: str, checkpoint_id: str | None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The thread's checkpoint (if ``checkpoint_id`` is None or its id) and its pending writes, or None."""
+        t = lg_checkpoints.c
+        stmt = sa.select(lg_checkpoints).where(t.thread_id == thread_id, t.checkpoint_ns == ns)
+        if checkpoint_id is not None:
+            stmt = stmt.where(t.checkpoint_id == checkpoint_id)
+
+        def q(conn: Connection) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+            row = conn.execute(stmt).mappings().first()
+            return None if row is None else self._with_writes(conn, [dict(row)])[0]
+
+        return await self._read(f"read the checkpoint of {thread_id}", q)
+
+    async def list_checkpoints(
+        self, thread_id: str | None, ns: str | None, *, before: str | None = None, limit: int | None = None
+    ) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """Checkpoints newest first with their writes (None for thread or namespace matches any)."""
+        t = lg_checkpoints.c
+        stmt = sa.select(lg_checkpoints).order_by(t.checkpoint_id.desc())
+        if thread_id is not None:
+            stmt = stmt.where(t.thread_id == thread_id)
+        if ns is not None:
+            stmt = stmt.where(t.checkpoint_ns == ns)
+        if before is not None:
+            stmt = stmt.where(t.checkpoint_id < before)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return await self._read(
+            "list checkpoints", lambda conn: self._with_writes(conn, [dict(r) for r in conn.execute(stmt).mappings()])
+        )
+
+    @staticmethod
+    def _with_writes(
+        conn: Connection, rows: list[dict[str, Any]]
+    ) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        w = lg_checkpoint_writes.c
+        found: dict[tuple[str, str, str], list[dict[str, Any]]] = {
+            (r["thread_id"], r["checkpoint_ns"], r["checkpoint_id"]): [] for r in rows
+        }
+        threads = sorted({r["thread_id"] for r in rows})
+        for start in range(0, len(threads), _CHUNK):
+            stmt = sa.select(lg_checkpoint_writes).where(w.thread_id.in_(threads[start : start + _CHUNK]))
+            for wr in conn.execute(stmt).mappings():
+                key = (wr["thread_id"], wr["checkpoint_ns"], wr["checkpoint_id"])
+                if key in found:
+                    found[key].append(dict(wr))
+        return [(r, found[(r["thread_id"], r["checkpoint_ns"], r["checkpoint_id"])]) for r in rows]
+
     async def _write_loop(self) -> None:
-        carry: Any = None
         batch: list[_Op] = []
         try:
             while True:
-                item = carry if carry is not None else await self._queue.get()
-                carry = None
-                if item is _STOP:
+                await self._wake.wait()
+                self._wake.clear()
+                if self._flush_timer is not None:
+                    self._flush_timer.cancel()
+                    self._flush_timer = None
+                while self._ops:
+                    batch = [self._ops.popleft() for _ in range(min(self.max_batch, len(self._ops)))]
+                    await self._commit(batch)
+                    batch = []
+                if self._stopping:
                     return
-                batch = [item]
-                # a delete is a barrier: it commits alone, so every write keeps its order around it
-                while item.kind != _DELETE and len(batch) < self.max_batch and not self._queue.empty():
-                    item = self._queue.get_nowait()
-                    if item is _STOP or item.kind == _DELETE:
-                        carry = item
-                        break
-                    batch.append(item)
-                await self._commit(batch)
-                batch = []
         except BaseException as exc:  # never leave a caller waiting forever
-            self._fail_pending(exc, batch + ([carry] if isinstance(carry, _Op) else []))
+            self._fail_pending(exc, batch)
             raise
 
     def _fail_pending(self, exc: BaseException, batch: list[_Op]) -> None:
-        for op in batch:
+        for op in [*batch, *self._ops]:
             if not op.future.done():
                 op.future.set_exception(StoreError(f"Cannot {op.what}: the store writer stopped ({exc!r})."))
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if isinstance(item, _Op) and not item.future.done():
-                item.future.set_exception(StoreError(f"Cannot {item.what}: the store writer stopped ({exc!r})."))
+        self._ops.clear()
 
     async def _commit(self, batch: list[_Op]) -> None:
         try:
-            await self._db.write(lambda conn: self._apply(conn, batch))
+            if isinstance(self._db, SqliteExecutor):
+
+                def write_sqlite(conn: sqlite3.Connection) -> None:
+                    self._apply(lambda name, rows: self._sqlite[name].run(conn, rows), batch)
+
+                await self._db.write_dbapi(write_sqlite)
+            else:
+
+                def write_sa(conn: Connection) -> None:
+                    self._apply(lambda name, rows: conn.execute(self._statements[name], rows), batch)  # type: ignore[arg-type]
+
+                await self._db.write(write_sa)
         except Exception as exc:
             if len(batch) == 1:
                 op = batch[0]
@@ -204,34 +358,76 @@ class SqlStore:
             if not op.future.done():
                 op.future.set_result(None)
 
-    def _apply(self, conn: Connection, batch: list[_Op]) -> None:
-        by_kind: dict[int, list[Any]] = {}
+    def _apply(self, execute: Callable[[str, list[dict[str, Any]]], None], batch: list[_Op]) -> None:
+        """Write ``batch`` in one transaction: ``execute(statement_name, rows)`` runs one statement.
+
+        Operations are grouped by kind (one ``executemany`` each); a delete splits the batch,
+        so every write keeps its order around it.
+        """
+        segment: list[_Op] = []
         for op in batch:
+            if op.kind in _BARRIERS:
+                self._apply_segment(execute, segment)
+                segment = []
+                if op.kind == _DELETE:
+                    execute("delete_steps", [op.payload])
+                else:
+                    execute("delete_checkpoint_writes", [{"tid": op.payload}])
+                    execute("delete_checkpoints", [{"tid": op.payload}])
+            else:
+                segment.append(op)
+        self._apply_segment(execute, segment)
+
+    def _apply_segment(self, execute: Callable[[str, list[dict[str, Any]]], None], ops: list[_Op]) -> None:
+        by_kind: dict[int, list[Any]] = {}
+        for op in ops:
             by_kind.setdefault(op.kind, []).append(op.payload)
-        if _DELETE in by_kind:
-            conn.execute(self._del_steps, by_kind[_DELETE])
-        if _RUN in by_kind:
-            conn.execute(self._ins_run, by_kind[_RUN])
-        if _START in by_kind:
-            conn.execute(self._ins_start, by_kind[_START])
-        if _STEP in by_kind:
-            conn.execute(self._ins_step, by_kind[_STEP])
+        for kind, name in ((_RUN, "run"), (_START, "start"), (_STEP, "step")):
+            if kind in by_kind:
+                execute(name, by_kind[kind])
+        if _CKPT in by_kind or _CKPT_WRITES in by_kind:
+            self._apply_checkpoints(execute, by_kind.get(_CKPT, []), by_kind.get(_CKPT_WRITES, []))
         if _FINISH in by_kind:
             last: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
             for row, rws in by_kind[_FINISH]:
                 last[row["id"]] = (row, rws)  # the latest finish of an episode wins
-            conn.execute(self._upsert_finish, [row for row, _ in last.values()])
-            conn.execute(self._del_rewards, {"ids": list(last)})
+            execute("finish", [row for row, _ in last.values()])
+            execute("delete_rewards", [{"eid": eid} for eid in last])
             reward_list = [r for _, rws in last.values() for r in rws]
             if reward_list:
-                conn.execute(self._ins_rewards, reward_list)
+                execute("insert_rewards", reward_list)
         if _METRICS in by_kind:
-            conn.execute(self._ins_metrics, by_kind[_METRICS])
+            execute("metrics", by_kind[_METRICS])
+
+    @staticmethod
+    def _apply_checkpoints(
+        execute: Callable[[str, list[dict[str, Any]]], None],
+        checkpoints: list[dict[str, Any]],
+        writes: list[PendingWrites],
+    ) -> None:
+        """Keep the newest checkpoint of each thread and only the pending writes of that checkpoint.
+
+        Writes made for an older checkpoint of a thread whose newer checkpoint is in the same
+        batch never reach the database (the delete below would remove them anyway).
+        """
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in checkpoints:  # in put order: the last one of a thread is its newest
+            latest[(row["thread_id"], row["checkpoint_ns"])] = row
+        if latest:
+            execute("checkpoint", list(latest.values()))
+            execute(
+                "delete_stale_writes",
+                [{"tid": t, "ns": ns, "cid": row["checkpoint_id"]} for (t, ns), row in latest.items()],
+            )
+        for w in writes:
+            cp = latest.get((w.thread_id, w.checkpoint_ns))
+            if cp is None or cp["checkpoint_id"] == w.checkpoint_id:
+                execute("replace_checkpoint_writes" if w.replace else "checkpoint_writes", w.rows())
 
     def _write_error(self, op: _Op, exc: Exception) -> StoreError:
         text = _reason(exc)
         low = text.lower()
-        if op.kind == _STEP and isinstance(exc, sa.exc.IntegrityError):
+        if op.kind == _STEP and isinstance(exc, (sa.exc.IntegrityError, sqlite3.IntegrityError)):
             eid, index = op.payload["episode_id"], op.payload["index"]
             if "foreign key" in low:
                 return StoreError(f"Cannot add step {index}: episode {eid} was not started in this store.")
@@ -344,7 +540,8 @@ class SqlStore:
             return
         self._closed = True
         if self._writer is not None and not self._writer.done():
-            self._queue.put_nowait(_STOP)
+            self._stopping = True
+            self._wake.set()
             with contextlib.suppress(Exception):
                 await self._writer
         await self._db.close()

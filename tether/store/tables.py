@@ -139,3 +139,37 @@ train_metrics = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_train_metrics_run_id_step", "run_id", "step"),
 )
+
+# LangGraph checkpoints (``tether.store.saver``): the newest checkpoint of each thread and
+# the pending writes made after it; the agent deletes an episode's rows when it ends.
+# ``lg_`` keeps them apart from the tables of LangGraph's own savers.
+lg_checkpoints = sa.Table(
+    "lg_checkpoints",
+    metadata,
+    sa.Column("thread_id", sa.String(64), nullable=False),
+    sa.Column("checkpoint_ns", sa.String(255), nullable=False),
+    sa.Column("checkpoint_id", sa.String(64), nullable=False),
+    sa.Column("parent_checkpoint_id", sa.String(64), nullable=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("checkpoint", sa.LargeBinary, nullable=False),
+    sa.Column("metadata_type", sa.String(32), nullable=False),
+    sa.Column("metadata", sa.LargeBinary, nullable=False),
+    sa.PrimaryKeyConstraint("thread_id", "checkpoint_ns", name="pk_lg_checkpoints"),
+)
+
+lg_checkpoint_writes = sa.Table(
+    "lg_checkpoint_writes",
+    metadata,
+    sa.Column("thread_id", sa.String(64), nullable=False),
+    sa.Column("checkpoint_ns", sa.String(255), nullable=False),
+    sa.Column("checkpoint_id", sa.String(64), nullable=False),
+    sa.Column("task_id", sa.String(64), nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("task_path", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.PrimaryKeyConstraint(
+        "thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx", name="pk_lg_checkpoint_writes"
+    ),
+)
