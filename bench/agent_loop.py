@@ -200,6 +200,8 @@ def open_agent(store: Any, turns: int, checkpoint: bool) -> tether.Agent:
 
 
 LOOPS = ("bare", "bare_ckpt", "tether", "tether_ckpt")
+#: the ratios checked against the targets: tether against bare, each with and without checkpoints
+PAIRS = {"tether_over_bare": "tether / bare", "tether_ckpt_over_bare_ckpt": "tether+checkpoints / bare+checkpoints"}
 LABELS = {
     "bare": "bare LangGraph",
     "bare_ckpt": "bare + LangGraph checkpoints",
@@ -268,23 +270,29 @@ def main() -> None:
         print(json.dumps(r))
         return
 
-    def verdict(ok: bool) -> str:
-        return "meets target" if ok else "MISSES target"
+    report(r)
 
-    print(f"single episode, {r['turns_per_episode']} turns (median of {r['repeats']}):")
-    for loop in LOOPS:
-        print(f"  {LABELS[loop]:32s} {r['single_ms_per_turn'][loop]:.3f} ms/turn")
-    a, b = r["single_ratio_tether_over_bare"], r["single_ratio_tether_ckpt_over_bare_ckpt"]
-    print(f"  tether / bare                              {a:.2f}x  (target <= 1.5x: {verdict(a <= 1.5)})")
-    print(f"  tether+checkpoints / bare+checkpoints      {b:.2f}x  (target <= 1.5x: {verdict(b <= 1.5)})")
-    print(f"  tether+checkpoints / bare                  {r['single_ratio_tether_ckpt_over_bare']:.2f}x")
-    print(f"{r['concurrent_episodes']} concurrent episodes (median of {r['repeats']}):")
-    for loop in LOOPS:
-        print(f"  {LABELS[loop]:32s} {r['concurrent_turns_per_s'][loop]:.0f} turns/s")
-    a, b = r["concurrent_ratio_tether_over_bare"], r["concurrent_ratio_tether_ckpt_over_bare_ckpt"]
-    print(f"  tether / bare                              {a:.2f}  (target >= 0.8: {verdict(a >= 0.8)})")
-    print(f"  tether+checkpoints / bare+checkpoints      {b:.2f}  (target >= 0.8: {verdict(b >= 0.8)})")
-    print(f"  tether+checkpoints / bare                  {r['concurrent_ratio_tether_ckpt_over_bare']:.2f}")
+
+def report(r: dict[str, Any]) -> None:
+    """Print the measured figures and the ratios against their targets."""
+    sections = (
+        ("single", f"single episode, {r['turns_per_episode']} turns", "single_ms_per_turn", "{:.3f} ms/turn"),
+        ("concurrent", f"{r['concurrent_episodes']} concurrent episodes", "concurrent_turns_per_s", "{:.0f} turns/s"),
+    )
+    for kind, title, key, unit in sections:
+        print(f"{title} (median of {r['repeats']}):")
+        for loop in LOOPS:
+            print(f"  {LABELS[loop]:32s} " + unit.format(r[key][loop]))
+        if kind == "single":
+            limit, suffix, rule = r["single_target_max"], "x", "<="
+        else:
+            limit, suffix, rule = r["concurrent_target_min"], "", ">="
+        for pair, label in PAIRS.items():
+            value = r[f"{kind}_ratio_{pair}"]
+            ok = value <= limit if rule == "<=" else value >= limit
+            target = f"target {rule} {limit}{suffix}: {'meets target' if ok else 'MISSES target'}"
+            print(f"  {label:42s} {value:.2f}{suffix}  ({target})")
+        print(f"  {'tether+checkpoints / bare':42s} {r[f'{kind}_ratio_tether_ckpt_over_bare']:.2f}{suffix}")
 
 
 if __name__ == "__main__":
