@@ -5,7 +5,8 @@ Four loops run interleaved, ``--repeats`` times each; the medians are compared:
 - **bare**: a two-node LangGraph ``StateGraph`` (model -> tool -> back) with the same
   scripted model outputs and the same no-op tool: no store, no checkpointer, no validation.
 - **bare + LangGraph checkpoints**: the same graph with a checkpointer whose saver keeps
-  nothing (``NullSaver``), so what is measured is LangGraph's own per-step checkpoint work.
+  nothing (``NullSaver``), run with ``durability="sync"`` as tether runs its graph, so what
+  is measured is LangGraph's own per-step checkpoint work.
 - **tether**: the real ``Agent`` (LangGraph graph, tool-call parsing and validation, every
   step written to the SQLite store and committed), checkpointer off.
 - **tether + checkpoints**: the same with the LangGraph checkpointer on (the default),
@@ -161,13 +162,18 @@ def bare_graph(model: CountingModel, checkpointer: Any = None) -> Any:
 
 
 async def bare_episodes(graph: Any, n: int, turns: int) -> float:
-    """Seconds to run ``n`` concurrent episodes of a compiled bare graph (``bare_graph``)."""
+    """Seconds to run ``n`` concurrent episodes of a compiled bare graph (``bare_graph``).
+
+    With a checkpointer the graph runs with ``durability="sync"``, as tether's agent does.
+    """
+    options: dict[str, Any] = {"durability": "sync"} if graph.checkpointer is not None else {}
     start = time.perf_counter()
     await asyncio.gather(
         *(
             graph.ainvoke(
                 {"messages": [Message(role="user", content="go")], "done": False},
                 {"recursion_limit": 4 * turns, "configurable": {"thread_id": uuid.uuid4().hex}},
+                **options,
             )
             for _ in range(n)
         )

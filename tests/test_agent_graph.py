@@ -138,3 +138,53 @@ async def test_wall_time_budget_interrupts_a_slow_turn(store) -> None:  # type: 
     assert episode.status == "truncated"
     assert episode.duration_ms < 5000
     assert [s.role for s in episode.steps] == ["prompt", "assistant", "tool"]
+
+
+async def test_steps_commit_with_their_checkpoints_and_checkpoints_go_when_it_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the checkpointer, each node's step is committed in the same transaction as the
+    checkpoint written after that node; the checkpoint is there while the episode runs and
+    is deleted once it ends."""
+    from tether.store import sql
+
+    store = await open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert isinstance(store, sql.SqlStore)
+    batches: list[list[int]] = []
+    real_resolve = sql.SqlStore._resolve
+
+    def recording_resolve(self, batch):  # type: ignore[no-untyped-def]
+        batches.append([op.kind for op in batch])  # every committed batch, inline or by the writer
+        real_resolve(self, batch)
+
+    monkeypatch.setattr(sql.SqlStore, "_resolve", recording_resolve)
+    seen: list[bool] = []
+    running: list[str] = []
+
+    class Peeking(ScriptedModel):
+        async def generate(self, messages, params, **kwargs):  # type: ignore[no-untyped-def]
+            snapshot = await agent._graph.aget_state({"configurable": {"thread_id": running[0]}})
+            seen.append(bool(snapshot.values))
+            return await super().generate(messages, params, **kwargs)
+
+    try:
+        async with tether.Agent(suite="calc", model=Peeking(calc_script()), store=store) as agent:
+            real_start = store.start_episode
+
+            async def start(episode):  # type: ignore[no-untyped-def]
+                running.append(episode.id)
+                await real_start(episode)
+
+            store.start_episode = start  # type: ignore[method-assign]
+            batches.clear()
+            episode = await agent.run("What is 12*7-5?")
+        assert episode.status == "done" and len(episode.steps) == 7
+        with_steps = [b for b in batches if sql._STEP in b]
+        assert len(with_steps) == 7  # the prompt step, then one commit per node step
+        assert with_steps[0] == [sql._STEP]  # the prompt, before the graph starts
+        assert all(b.count(sql._STEP) == 1 and sql._CKPT in b for b in with_steps[1:]), batches
+        assert seen == [True, True, True]  # every model turn starts from a stored checkpoint
+        assert await store.get_checkpoint(episode.id, "", None) is None
+        assert (await store.get_episode(episode.id)) == episode
+    finally:
+        await store.close()

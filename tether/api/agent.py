@@ -300,7 +300,7 @@ class Agent:
                     if resume is None and self._saver is not None:
                         self._saver.expect_new_thread(episode.id)
                     state: AgentState = {"ep": {"episode_id": episode.id, "n_messages": len(messages), "next_index": 1}}
-                    final = (await self._graph.ainvoke(state, config, context=ctx))["ep"]
+                    final = (await self._invoke(state, config, ctx))["ep"]
                 else:
                     snapshot = await self._graph.aget_state(config)
                     final = snapshot.values["ep"]
@@ -309,7 +309,7 @@ class Agent:
                     if len(ctx.messages) != final.get("n_messages", len(ctx.messages)):
                         raise UserError(f"Episode {episode.id}: its stored steps do not match its checkpoint.")
                     if resume[1] == "continue":
-                        final = (await self._graph.ainvoke(None, config, context=ctx))["ep"]
+                        final = (await self._invoke(None, config, ctx))["ep"]
                 await settle_commits(ctx)
             episode.status = "done" if final.get("status") == "done" else "truncated"
             episode.final_answer = final.get("final_answer")
@@ -332,6 +332,13 @@ class Agent:
         if emit is not None:
             await emit(EpisodeFinished(episode=episode))
         return episode
+
+    async def _invoke(self, state: AgentState | None, config: dict[str, Any], ctx: EpisodeContext) -> dict[str, Any]:
+        """Run the graph; with checkpoints, each super-step's checkpoint is committed (with the
+        step its node stored) before the next super-step starts (LangGraph ``durability="sync"``)."""
+        if self._saver is None:
+            return await self._graph.ainvoke(state, config, context=ctx)  # type: ignore[no-any-return]
+        return await self._graph.ainvoke(state, config, context=ctx, durability="sync")  # type: ignore[no-any-return]
 
     def _metrics(self, state: dict[str, Any], steps: list[Step]) -> dict[str, float]:
         metrics = {

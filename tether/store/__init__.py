@@ -7,8 +7,8 @@
 - ``sqlite:///PATH`` / ``sqlite+aiosqlite:///PATH``             ``SqlStore`` on a SQLite file
 - ``postgresql://`` / ``postgres://`` / ``postgresql+asyncpg://``  ``SqlStore`` on PostgreSQL
 
-Opening a SQL store runs the packaged migrations to head. ``langgraph_checkpointer(url)``
-gives the matching LangGraph checkpointer. See ``docs/store.md``.
+Opening a SQL store runs the packaged migrations to head. ``langgraph_checkpointer(store)``
+gives a LangGraph checkpointer keeping its checkpoints in that store. See ``docs/store.md``.
 """
 
 from __future__ import annotations

@@ -178,6 +178,10 @@ class SqliteExecutor(Executor):
             if busy_ms:
                 conn.execute("PRAGMA busy_timeout=0")
 
+    def write_dbapi_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``write_dbapi`` in the calling thread without waiting for a lock (``sqlite3.OperationalError`` if locked)."""
+        return self._write_dbapi_sync(fn)
+
     async def write_dbapi(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on the raw ``sqlite3`` write connection in one ``BEGIN IMMEDIATE`` transaction.
 

@@ -3,8 +3,9 @@
 The checkpoints of an episode go to the store's ``lg_checkpoints`` and
 ``lg_checkpoint_writes`` tables (SQLite by default, PostgreSQL when the store is, plain
 dicts for the in-memory store) through the store's group-commit writer, so a node's step
-row and the checkpoint LangGraph writes after the node share one commit, and a killed
-process keeps every checkpoint whose ``aput`` returned. Values are serialised with
+row (queued with ``add_step_deferred``) and the checkpoint LangGraph writes after the node
+share one commit when the graph runs with ``durability="sync"`` (as the agent does), and a
+killed process keeps every checkpoint whose ``aput`` returned. Values are serialised with
 LangGraph's serde (``JsonPlusSerializer``); channel versions are integers.
 
 What is kept is what resuming needs: the **newest checkpoint of each thread** and the

@@ -145,6 +145,8 @@ class SqlStore:
         self._wake = asyncio.Event()
         self._flush_timer: asyncio.TimerHandle | None = None
         self._stopping = False
+        self._writer_busy = False  # the writer is committing (it may await a worker thread)
+        self._inline_used = False  # an inline commit happened in this loop iteration
         #: how long a deferred operation may wait for a write that commits it
         self.defer_s = defer_s
         self._writer: asyncio.Task[None] | None = None
@@ -190,10 +192,46 @@ class SqlStore:
         fut: asyncio.Future[None] = loop.create_future()
         self._ops.append(_Op(kind, payload, fut, what))
         if not defer:
-            self._wake.set()
+            if not self._commit_inline(loop):
+                self._wake.set()
         elif self._flush_timer is None and not self._wake.is_set():
             self._flush_timer = loop.call_later(self.defer_s, self._wake.set)
         return fut
+
+    def _commit_inline(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Commit everything queued right here, in the caller, when that costs no batching.
+
+        SQLite only (its commits run in the loop thread anyway), with the writer idle, and at
+        most once per loop iteration: one episode at a time then skips the hop to the writer
+        task, while the writes of many concurrent episodes still pile up for the writer's
+        group commit. Returns False (the writer takes over) when it did not commit.
+        """
+        if self._inline_used or self._writer_busy or self._wake.is_set() or not self._sqlite:
+            return False
+        assert isinstance(self._db, SqliteExecutor)
+        self._inline_used = True
+        loop.call_soon(self._allow_inline)
+        batch = list(self._ops)
+        try:
+            self._db.write_dbapi_now(lambda conn: self._write_sqlite(conn, batch))
+        except Exception:  # locked, or a bad operation: the writer retries, one by one if need be
+            return False
+        self._ops.clear()
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        self._resolve(batch)
+        return True
+
+    def _allow_inline(self) -> None:
+        self._inline_used = False
+
+    def _resolve(self, batch: list[_Op]) -> None:
+        self.commits += 1
+        self.committed_ops += len(batch)
+        for op in batch:
+            if not op.future.done():
+                op.future.set_result(None)
 
     async def _submit(self, kind: int, payload: Any, what: str) -> None:
         await self._enqueue(kind, payload, what)
@@ -313,10 +351,12 @@ class SqlStore:
                 if self._flush_timer is not None:
                     self._flush_timer.cancel()
                     self._flush_timer = None
+                self._writer_busy = True
                 while self._ops:
                     batch = [self._ops.popleft() for _ in range(min(self.max_batch, len(self._ops)))]
                     await self._commit(batch)
                     batch = []
+                self._writer_busy = False
                 if self._stopping:
                     return
         except BaseException as exc:  # never leave a caller waiting forever
@@ -332,11 +372,7 @@ class SqlStore:
     async def _commit(self, batch: list[_Op]) -> None:
         try:
             if isinstance(self._db, SqliteExecutor):
-
-                def write_sqlite(conn: sqlite3.Connection) -> None:
-                    self._apply(lambda name, rows: self._sqlite[name].run(conn, rows), batch)
-
-                await self._db.write_dbapi(write_sqlite)
+                await self._db.write_dbapi(lambda conn: self._write_sqlite(conn, batch))
             else:
 
                 def write_sa(conn: Connection) -> None:
@@ -352,11 +388,10 @@ class SqlStore:
             for op in batch:  # find the bad one(s): the others still commit
                 await self._commit([op])
             return
-        self.commits += 1
-        self.committed_ops += len(batch)
-        for op in batch:
-            if not op.future.done():
-                op.future.set_result(None)
+        self._resolve(batch)
+
+    def _write_sqlite(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
+        self._apply(lambda name, rows: self._sqlite[name].run(conn, rows), batch)
 
     def _apply(self, execute: Callable[[str, list[dict[str, Any]]], None], batch: list[_Op]) -> None:
         """Write ``batch`` in one transaction: ``execute(statement_name, rows)`` runs one statement.
