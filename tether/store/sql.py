@@ -147,6 +147,8 @@ class SqlStore:
         self._stopping = False
         self._writer_busy = False  # the writer is committing (it may await a worker thread)
         self._inline_used = False  # an inline commit happened in this loop iteration
+        #: commit inline while writes come one at a time (SQLite only; see ``_commit_inline``)
+        self._inline_allowed = backend == "sqlite"
         #: how long a deferred operation may wait for a write that commits it
         self.defer_s = defer_s
         self._writer: asyncio.Task[None] | None = None
@@ -201,12 +203,13 @@ class SqlStore:
     def _commit_inline(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Commit everything queued right here, in the caller, when that costs no batching.
 
-        SQLite only (its commits run in the loop thread anyway), with the writer idle, and at
-        most once per loop iteration: one episode at a time then skips the hop to the writer
-        task, while the writes of many concurrent episodes still pile up for the writer's
-        group commit. Returns False (the writer takes over) when it did not commit.
+        SQLite only (its commits run in the loop thread anyway), with the writer idle, at most
+        once per loop iteration, and only while the writer's last wake-up found at most one
+        operation: one episode at a time then skips the hop to the writer task, while the
+        writes of many concurrent episodes pile up for the writer's group commit. Returns
+        False (the writer takes over) when it did not commit.
         """
-        if self._inline_used or self._writer_busy or self._wake.is_set() or not self._sqlite:
+        if not self._inline_allowed or self._inline_used or self._writer_busy or self._wake.is_set():
             return False
         assert isinstance(self._db, SqliteExecutor)
         self._inline_used = True
@@ -352,11 +355,15 @@ class SqlStore:
                     self._flush_timer.cancel()
                     self._flush_timer = None
                 self._writer_busy = True
+                taken = 0
                 while self._ops:
                     batch = [self._ops.popleft() for _ in range(min(self.max_batch, len(self._ops)))]
+                    taken += len(batch)
                     await self._commit(batch)
                     batch = []
                 self._writer_busy = False
+                # writes of several callers piled up: group commit pays, so stop committing inline
+                self._inline_allowed = taken <= 1 and self.backend == "sqlite"
                 if self._stopping:
                     return
         except BaseException as exc:  # never leave a caller waiting forever
