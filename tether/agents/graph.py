@@ -282,9 +282,7 @@ def build_graph(checkpointer: Any = None) -> Any:
             if not result.is_error and ctx.toolset.get(call.name).terminal:
                 final_answer = result.content
                 break
-        tool_messages = [
-            Message(role="tool", content=r.content, tool_call_id=r.call_id) for r in results
-        ]
+        tool_messages = [Message(role="tool", content=r.content, tool_call_id=r.call_id) for r in results]
         index = ep.get("next_index", 1)
         step = Step(
             index=index,

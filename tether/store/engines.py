@@ -125,6 +125,16 @@ def _switch_to_wal(dbapi_conn: Any) -> None:
             time.sleep(0.01)
 
 
+async def _unless_locked(run: Callable[..., T], fn: Callable[[Any], T]) -> T:
+    """``run(fn)`` in the loop thread; if the database is locked, ``run(fn, 30 s)`` in a worker thread."""
+    try:
+        return run(fn)
+    except (sa.exc.OperationalError, sqlite3.OperationalError) as exc:
+        if not _is_busy(exc):
+            raise
+    return await asyncio.to_thread(run, fn, _SLOW_BUSY_MS)
+
+
 def _busy_timeout(conn: Connection, ms: int) -> None:
     conn.connection.driver_connection.execute(f"PRAGMA busy_timeout={ms}")  # type: ignore[union-attr]
 
@@ -188,32 +198,18 @@ class SqliteExecutor(Executor):
         In the loop thread; if another process holds the write lock, in a worker thread that
         waits for it (up to 30 s).
         """
-        try:
-            return self._write_dbapi_sync(fn)
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise
-        return await asyncio.to_thread(self._write_dbapi_sync, fn, _SLOW_BUSY_MS)
+        return await _unless_locked(self._write_dbapi_sync, fn)
 
     async def migrate(self) -> None:
         await asyncio.to_thread(self._write_sync, migrate.upgrade_sync, _SLOW_BUSY_MS)
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
-        try:
-            return self._write_sync(fn)
-        except sa.exc.OperationalError as exc:
-            if not _is_busy(exc):
-                raise
-        return await asyncio.to_thread(self._write_sync, fn, _SLOW_BUSY_MS)
+        return await _unless_locked(self._write_sync, fn)
 
     async def read(self, fn: Callable[[Connection], T], *, heavy: bool = False) -> T:
-        if not heavy:
-            try:
-                return self._read_sync(fn)
-            except sa.exc.OperationalError as exc:
-                if not _is_busy(exc):
-                    raise
-        return await asyncio.to_thread(self._read_sync, fn, _SLOW_BUSY_MS)
+        if heavy:
+            return await asyncio.to_thread(self._read_sync, fn, _SLOW_BUSY_MS)
+        return await _unless_locked(self._read_sync, fn)
 
     async def close(self) -> None:
         if self._wconn is not None:

@@ -147,8 +147,8 @@ class SqlStore:
         self._stopping = False
         self._writer_busy = False  # the writer is committing (it may await a worker thread)
         self._inline_used = False  # an inline commit happened in this loop iteration
-        #: commit inline while writes come one at a time (SQLite only; see ``_commit_inline``)
-        self._inline_allowed = backend == "sqlite"
+        #: commit inline while writes come one at a time (see ``_commit_inline``)
+        self._inline_allowed = True
         #: how long a deferred operation may wait for a write that commits it
         self.defer_s = defer_s
         self._writer: asyncio.Task[None] | None = None
@@ -158,17 +158,14 @@ class SqlStore:
         self.committed_ops = 0
 
     def _compile_sqlite(self) -> dict[str, SqliteStatement]:
-        """The write statements as raw SQLite SQL (see ``tether.store.sqlite_statements``)."""
-        params = {
-            "delete_rewards": ["eid"],
-            "delete_steps": ["eid", "start"],
-            "delete_stale_writes": ["tid", "ns", "cid"],
-            "delete_checkpoint_writes": ["tid"],
-            "delete_checkpoints": ["tid"],
-        }
+        """The write statements as raw SQLite SQL (see ``tether.store.sqlite_statements``):
+        inserts take every column but an autoincrement id, other statements their bind parameters."""
         compiled = {}
         for name, stmt in self._statements.items():
-            keys = params.get(name) or [c.name for c in stmt.table.columns if c.autoincrement is not True]
+            if isinstance(stmt, sa.Insert):
+                keys = [c.name for c in stmt.table.columns if c.autoincrement is not True]
+            else:
+                keys = list(stmt.compile().params)
             compiled[name] = SqliteStatement(stmt, keys)
         return compiled
 
@@ -209,9 +206,10 @@ class SqlStore:
         writes of many concurrent episodes pile up for the writer's group commit. Returns
         False (the writer takes over) when it did not commit.
         """
+        if not isinstance(self._db, SqliteExecutor):
+            return False
         if not self._inline_allowed or self._inline_used or self._writer_busy or self._wake.is_set():
             return False
-        assert isinstance(self._db, SqliteExecutor)
         self._inline_used = True
         loop.call_soon(self._allow_inline)
         batch = list(self._ops)
@@ -363,7 +361,7 @@ class SqlStore:
                     batch = []
                 self._writer_busy = False
                 # writes of several callers piled up: group commit pays, so stop committing inline
-                self._inline_allowed = taken <= 1 and self.backend == "sqlite"
+                self._inline_allowed = taken <= 1
                 if self._stopping:
                     return
         except BaseException as exc:  # never leave a caller waiting forever
